@@ -1,0 +1,31 @@
+"""Errors the rules of the blog raise, each with the HTTP status it maps to.
+
+Services raise these; `main.py` turns them into `{"detail": ...}` for the API
+(and the pages turn them into messages), so no service imports HTTP types.
+"""
+
+
+class AppError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class Conflict(AppError):
+    """A unique value is taken; `field` says which, so a form can show it there."""
+
+    status_code = 409
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field

@@ -1,0 +1,101 @@
+"""Queries and rules for users, shared by the JSON API and the pages."""
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app import security
+from app.errors import Conflict, Forbidden, NotFound
+from app.models import User, UserCreate, UserUpdate
+
+USERNAME_TAKEN = "That username is already taken."
+EMAIL_TAKEN = "An account with that email already exists."
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def ensure_self(user: User, current_user: User) -> None:
+    if user.id != current_user.id:
+        raise Forbidden("You can only change your own account.")
+
+
+async def _ensure_unique(
+    session: AsyncSession, *, username: str | None, email: str | None, exclude_id: int | None
+) -> None:
+    conditions = []
+    if username is not None:
+        conditions.append(User.username == username)
+    if email is not None:
+        conditions.append(User.email == email)
+    if not conditions:
+        return
+    statement = select(User.username, User.email).where(or_(*conditions))
+    if exclude_id is not None:
+        statement = statement.where(User.id != exclude_id)
+    for taken_username, taken_email in await session.exec(statement):
+        if taken_username == username:
+            raise Conflict(USERNAME_TAKEN, field="username")
+        if taken_email == email:
+            raise Conflict(EMAIL_TAKEN, field="email")
+
+
+async def _flush_unique(session: AsyncSession, username: str, email: str) -> None:
+    """Flush, turning a unique-constraint race (two sign-ups at once) into a 409."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        await _ensure_unique(session, username=username, email=email, exclude_id=None)
+        # The other request has not committed yet, or already deleted again.
+        raise Conflict("That username or email was taken just now.", field="username") from None
+
+
+async def create_user(session: AsyncSession, data: UserCreate) -> User:
+    await _ensure_unique(session, username=data.username, email=data.email, exclude_id=None)
+    user = User(
+        username=data.username,
+        email=data.email,
+        password_hash=await security.hash_password(data.password),
+    )
+    session.add(user)
+    await _flush_unique(session, user.username, user.email)
+    return user
+
+
+async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    await _ensure_unique(
+        session,
+        username=changes.get("username"),
+        email=changes.get("email"),
+        exclude_id=user.id,
+    )
+    user.sqlmodel_update(changes)
+    session.add(user)
+    await _flush_unique(session, user.username, user.email)
+    return user
+
+
+async def delete_user(session: AsyncSession, user: User) -> None:
+    # The database's ON DELETE CASCADE removes the user's posts.
+    await session.delete(user)
+    await session.flush()
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
+    """The user these credentials belong to, or None. Takes as long either way."""
+    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
+    if user is None:
+        await security.verify_against_dummy(password)
+        return None
+    if not await security.verify_password(user.password_hash, password):
+        return None
+    if security.needs_rehash(user.password_hash):
+        user.password_hash = await security.hash_password(password)
+        session.add(user)
+    return user

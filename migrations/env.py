@@ -1,0 +1,79 @@
+"""Alembic environment, async: migrations run through the same async drivers as the app."""
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import AutoString
+
+import app.models  # registers the tables on SQLModel.metadata
+from app.config import get_settings
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    fileConfig(config.config_file_name)
+
+target_metadata = SQLModel.metadata
+
+
+def database_url() -> str:
+    """An explicit URL (tests, `-x url=...`) wins over the app's settings."""
+    return (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or config.get_main_option("sqlalchemy.url")
+        or get_settings().database_url
+    )
+
+
+def render_item(kind: str, obj: object, autogen_context: AutogenContext) -> str | bool:
+    """Write migrations with plain SQLAlchemy types where they are equivalent,
+    so a migration does not depend on SQLModel's internals."""
+    if kind != "type":
+        return False
+    if isinstance(obj, AutoString):
+        return f"sa.String(length={obj.length})"
+    if isinstance(obj, app.models.UTCDateTime):
+        autogen_context.imports.add("import app.models")
+        return "app.models.UTCDateTime()"
+    return False
+
+
+def configure(connection: Connection | None = None) -> None:
+    context.configure(
+        connection=connection,
+        url=None if connection else database_url(),
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+        render_as_batch=True,
+        compare_type=True,
+        render_item=render_item,
+    )
+
+
+def run_offline() -> None:
+    configure()
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_online(connection: Connection) -> None:
+    configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_online() -> None:
+    engine = create_async_engine(database_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run_online)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    asyncio.run(run_online())

@@ -1,0 +1,142 @@
+"""Fixtures: every test gets its own migrated database and a real server on 127.0.0.1."""
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+PASSWORD = "correct horse battery"
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", database_url)
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, revision)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One database migrated with Alembic; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "blog.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_template: Path) -> Settings:
+    database = tmp_path / "blog.db"
+    shutil.copy(migrated_template, database)
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite+aiosqlite:///{database}",
+        secret_key=TEST_SECRET,
+        media_root=tmp_path / "media",
+    )
+
+
+@dataclass
+class LiveServer:
+    app: FastAPI
+    url: str
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app.state.engine
+        return engine
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app served by uvicorn on a free port, in the test's event loop."""
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    uvicorn_server = uvicorn.Server(config)
+    task = asyncio.create_task(uvicorn_server.serve())
+    while not uvicorn_server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the server stopped during start-up")
+        await asyncio.sleep(0.005)
+    port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
+    yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
+    uvicorn_server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+async def register(
+    client: httpx.AsyncClient, username: str = "alice", email: str | None = None
+) -> dict[str, object]:
+    response = await client.post(
+        "/api/users",
+        json={"username": username, "email": email or f"{username}@example.com", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    user: dict[str, object] = response.json()
+    return user
+
+
+async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
+    response = await client.post("/api/users/token", data={"username": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    email: str
+    headers: dict[str, str]
+
+
+async def sign_up(client: httpx.AsyncClient, username: str = "alice") -> Account:
+    user = await register(client, username)
+    email = str(user["email"])
+    return Account(
+        id=int(str(user["id"])),
+        username=username,
+        email=email,
+        headers=await login(client, email),
+    )
+
+
+@pytest.fixture
+async def alice(client: httpx.AsyncClient) -> Account:
+    return await sign_up(client, "alice")
+
+
+@pytest.fixture
+async def bob(client: httpx.AsyncClient) -> Account:
+    return await sign_up(client, "bob")
+
+
+async def create_post(
+    client: httpx.AsyncClient, account: Account, title: str = "Hello", content: str = "World"
+) -> dict[str, object]:
+    response = await client.post(
+        "/api/posts", json={"title": title, "content": content}, headers=account.headers
+    )
+    assert response.status_code == 201, response.text
+    post: dict[str, object] = response.json()
+    return post
