@@ -7,9 +7,11 @@ database, and each test can build an app around its own database.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.api import health
 from app.api import posts as posts_api
@@ -17,6 +19,8 @@ from app.api import users as users_api
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(posts_api.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:

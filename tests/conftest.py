@@ -3,6 +3,7 @@
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,8 @@ class LiveServer:
         return engine
 
 
-@pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
     """The app served by uvicorn on a free port, in the test's event loop."""
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
@@ -73,9 +74,17 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
             raise RuntimeError("the server stopped during start-up")
         await asyncio.sleep(0.005)
     port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-    yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
-    uvicorn_server.should_exit = True
-    await task
+    try:
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
+    finally:
+        uvicorn_server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    async with serve(settings) as live:
+        yield live
 
 
 @pytest.fixture
@@ -89,7 +98,11 @@ async def register(
 ) -> dict[str, object]:
     response = await client.post(
         "/api/users",
-        json={"username": username, "email": email or f"{username}@example.com", "password": PASSWORD},
+        json={
+            "username": username,
+            "email": email or f"{username}@example.com",
+            "password": PASSWORD,
+        },
     )
     assert response.status_code == 201, response.text
     user: dict[str, object] = response.json()

@@ -9,7 +9,9 @@ import pytest
 from tests.conftest import PASSWORD, TEST_SECRET, Account, create_post, register, sign_up
 
 
-async def test_register_returns_private_user_with_default_picture(client: httpx.AsyncClient) -> None:
+async def test_register_returns_private_user_with_default_picture(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/api/users",
         json={"username": "alice", "email": "Alice@Example.COM", "password": PASSWORD},
@@ -73,7 +75,9 @@ async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:
     assert response.json()["detail"]
 
 
-async def test_token_with_right_password_opens_me(client: httpx.AsyncClient, alice: Account) -> None:
+async def test_token_with_right_password_opens_me(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
     response = await client.get("/api/users/me", headers=alice.headers)
     assert response.status_code == 200
     assert response.json() == {
@@ -256,3 +260,12 @@ async def test_old_token_never_opens_an_account_created_after_deletion(
     again = await register(client, "carol")
     assert again["id"] != first.id
     assert (await client.get("/api/users/me", headers=first.headers)).status_code == 401
+
+
+async def test_default_picture_url_serves_an_image(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    url = (await client.get(f"/api/users/{alice.id}")).json()["image_url"]
+    response = await client.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/")

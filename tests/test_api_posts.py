@@ -1,0 +1,173 @@
+"""The post routes of the JSON API, as a client sees them."""
+
+import httpx
+import pytest
+
+from tests.conftest import Account, create_post
+
+
+async def _total(client: httpx.AsyncClient) -> int:
+    total: int = (await client.get("/api/posts")).json()["total"]
+    return total
+
+
+async def test_new_post_is_returned_with_its_author(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    response = await client.post(
+        "/api/posts", json={"title": " Hello ", "content": "First post"}, headers=alice.headers
+    )
+    assert response.status_code == 201
+    post = response.json()
+    assert post["title"] == "Hello"
+    assert post["content"] == "First post"
+    assert post["image_url"] is None
+    assert post["date_posted"] == post["updated_at"]
+    assert post["date_posted"].endswith("Z") or post["date_posted"].endswith("+00:00")
+    assert post["author"] == {
+        "id": alice.id,
+        "username": "alice",
+        "image_url": "/static/img/default-avatar.svg",
+    }
+    assert (await client.get(f"/api/posts/{post['id']}")).json() == post
+
+
+async def test_creating_a_post_needs_a_login(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/posts", json={"title": "t", "content": "c"})
+    assert response.status_code == 401
+    assert await _total(client) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "", "content": "c"},
+        {"title": "   ", "content": "c"},
+        {"title": "t" * 101, "content": "c"},
+        {"title": "t", "content": "c" * 10_001},
+        {"title": {"nested": 1}, "content": "c"},
+        {"title": "t"},
+    ],
+    ids=["empty-title", "blank-title", "long-title", "long-content", "wrong-type", "missing"],
+)
+async def test_invalid_post_is_422_and_not_saved(
+    client: httpx.AsyncClient, alice: Account, body: dict[str, object]
+) -> None:
+    response = await client.post("/api/posts", json=body, headers=alice.headers)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+    assert await _total(client) == 0
+
+
+async def test_malformed_json_post_is_422_and_not_saved(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    response = await client.post(
+        "/api/posts",
+        content=b'{"title": "t", "content"',
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert await _total(client) == 0
+
+
+async def test_list_is_newest_first_and_paginated(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    for number in range(5):
+        await create_post(client, alice, title=f"post {number}")
+    first = (await client.get("/api/posts", params={"limit": 2})).json()
+    assert [post["title"] for post in first["posts"]] == ["post 4", "post 3"]
+    assert (first["total"], first["skip"], first["limit"], first["has_more"]) == (5, 0, 2, True)
+    last = (await client.get("/api/posts", params={"skip": 4, "limit": 2})).json()
+    assert [post["title"] for post in last["posts"]] == ["post 0"]
+    assert last["has_more"] is False
+    beyond = (await client.get("/api/posts", params={"skip": 50})).json()
+    assert beyond["posts"] == []
+    assert beyond["has_more"] is False
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1000}, {"skip": -1}, {"limit": "x"}])
+async def test_bad_pagination_is_422(client: httpx.AsyncClient, params: dict[str, object]) -> None:
+    response = await client.get("/api/posts", params=params)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+async def test_missing_post_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/posts/999")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Post not found."}
+
+
+async def test_author_can_patch_one_field(client: httpx.AsyncClient, alice: Account) -> None:
+    post = await create_post(client, alice, title="Before", content="Body")
+    response = await client.patch(
+        f"/api/posts/{post['id']}", json={"title": "After"}, headers=alice.headers
+    )
+    assert response.status_code == 200
+    changed = response.json()
+    assert (changed["title"], changed["content"]) == ("After", "Body")
+    assert changed["updated_at"] > post["updated_at"]
+    assert changed["date_posted"] == post["date_posted"]
+
+
+async def test_author_can_put_whole_post(client: httpx.AsyncClient, alice: Account) -> None:
+    post = await create_post(client, alice)
+    url = f"/api/posts/{post['id']}"
+    response = await client.put(
+        url, json={"title": "New", "content": "Text"}, headers=alice.headers
+    )
+    assert response.status_code == 200
+    assert (response.json()["title"], response.json()["content"]) == ("New", "Text")
+    incomplete = await client.put(url, json={"title": "Only"}, headers=alice.headers)
+    assert incomplete.status_code == 422
+    assert (await client.get(url)).json()["title"] == "New"
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+async def test_other_users_cannot_change_a_post(
+    client: httpx.AsyncClient, alice: Account, bob: Account, method: str
+) -> None:
+    post = await create_post(client, alice, title="Mine")
+    url = f"/api/posts/{post['id']}"
+    body = {"title": "Stolen", "content": "Stolen"}
+    response = await client.request(method, url, json=body, headers=bob.headers)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Only the author can change this post."}
+    assert (await client.get(url)).json()["title"] == "Mine"
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+async def test_writes_need_a_login(client: httpx.AsyncClient, alice: Account, method: str) -> None:
+    post = await create_post(client, alice)
+    body = {"title": "x", "content": "y"}
+    response = await client.request(method, f"/api/posts/{post['id']}", json=body)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+async def test_missing_post_is_404_before_ownership(
+    client: httpx.AsyncClient, bob: Account, method: str
+) -> None:
+    body = {"title": "x", "content": "y"}
+    response = await client.request(method, "/api/posts/999", json=body, headers=bob.headers)
+    assert response.status_code == 404
+
+
+async def test_invalid_patch_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    post = await create_post(client, alice, title="Keep")
+    url = f"/api/posts/{post['id']}"
+    for body in ({"title": ""}, {"title": "t" * 101}, {"content": 5}):
+        assert (await client.patch(url, json=body, headers=alice.headers)).status_code == 422
+    assert (await client.get(url)).json() == post
+
+
+async def test_author_can_delete_post(client: httpx.AsyncClient, alice: Account) -> None:
+    post = await create_post(client, alice)
+    response = await client.delete(f"/api/posts/{post['id']}", headers=alice.headers)
+    assert response.status_code == 204
+    assert (await client.get(f"/api/posts/{post['id']}")).status_code == 404
+    assert await _total(client) == 0

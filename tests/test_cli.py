@@ -1,0 +1,55 @@
+"""`python -m app seed` and `python -m app create-user`."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.cli import DEMO_USERS, main
+from app.config import get_settings
+
+
+@pytest.fixture
+def database(tmp_path: Path, migrated_template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "blog.db"
+    shutil.copy(migrated_template, path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+def test_seed_adds_demo_data_once(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed"]) == 0
+    first = capsys.readouterr().out
+    assert f"Seeded {len(DEMO_USERS)} users and" in first
+    assert "demo-password" in first
+    assert main(["seed"]) == 0
+    assert "Seeded 0 users and 0 posts." in capsys.readouterr().out
+
+
+def test_create_user_then_duplicate_is_refused(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "create-user",
+        "--username",
+        "root",
+        "--email",
+        "Root@Example.com",
+        "--password",
+        "s3cret-pass",
+    ]
+    assert main(args) == 0
+    assert "Created user root" in capsys.readouterr().out
+    assert main(args) == 1
+    assert "username is already taken" in capsys.readouterr().err
+
+
+def test_create_user_with_bad_email_explains_why(
+    database: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["create-user", "--username", "x", "--email", "nope", "--password", "s3cret-pass"]
+    assert main(args) == 1
+    assert "email" in capsys.readouterr().err
