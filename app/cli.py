@@ -65,13 +65,41 @@ DEMO_POSTS = [
         "Count once, fetch one page, fetch its authors: three "
         "statements whether the page holds ten posts or a hundred.",
     ),
+    (
+        "Tokens in cookies",
+        "The pages keep the same signed token the API hands out, in an "
+        "HttpOnly cookie that scripts cannot read.",
+    ),
+    (
+        "CSRF in one dependency",
+        "Every form posts a token signed with the secret key; a "
+        "site that cannot read our cookie cannot forge it.",
+    ),
+    (
+        "Migrations first",
+        "The app never creates tables itself. Alembic does, and a test "
+        "checks that the migrations and the models agree.",
+    ),
+    (
+        "One query, two faces",
+        "The home page and GET /api/posts call the same function, "
+        "so there is one place to make it fast.",
+    ),
+    (
+        "Errors people can read",
+        "A bad form comes back with your input and a note beside the field, never a stack trace.",
+    ),
+    (
+        "Dark mode for free",
+        "The stylesheet follows prefers-color-scheme with a handful of custom properties.",
+    ),
 ]
 
 
 async def seed(session: AsyncSession) -> tuple[int, int]:
     """Create the demo users and their posts unless they exist. Returns (users, posts) added."""
     added_users = added_posts = 0
-    start = utcnow() - timedelta(days=len(DEMO_POSTS) * len(DEMO_USERS))
+    start = utcnow() - timedelta(days=len(DEMO_POSTS))
     for index, (username, email) in enumerate(DEMO_USERS):
         user = (await session.exec(select(User).where(User.username == username))).first()
         if user is None:
@@ -83,8 +111,10 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
         has_posts = (await session.exec(select(Post.id).where(Post.user_id == user.id))).first()
         if has_posts is not None:
             continue
-        for number, (title, content) in enumerate(DEMO_POSTS):
-            posted = start + timedelta(days=number * len(DEMO_USERS) + index)
+        # The demo posts go round the users, one day apart, newest last in the list.
+        for number in range(index, len(DEMO_POSTS), len(DEMO_USERS)):
+            title, content = DEMO_POSTS[number]
+            posted = start + timedelta(days=number)
             session.add(
                 Post(
                     title=title,

@@ -1,4 +1,6 @@
-"""Passwords (Argon2id), access tokens (JWT) and the `CurrentUser` dependency.
+"""Passwords (Argon2id), access tokens (JWT), the login cookie, CSRF tokens,
+and the dependencies that say who is asking: `CurrentUser` for the API (Bearer
+token), `PageUser` / `OptionalPageUser` for the pages (cookie).
 
 Argon2 is deliberately slow (tens of milliseconds of CPU and 64 MiB per hash).
 Run on the event loop, one login would freeze every other request, so hashing
@@ -6,21 +8,26 @@ and verifying go to a worker thread; argon2-cffi releases the GIL while it
 works, so the loop keeps serving.
 """
 
+import hashlib
+import hmac
+import secrets
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings, SettingsDep
 from app.db import SessionDep
-from app.models import User
+from app.errors import Forbidden
+from app.models import User, UserPrivate
 
 TOKEN_ALGORITHM = "HS256"
 
@@ -122,3 +129,141 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+# --- the pages: login cookie, CSRF, next= --------------------------------------
+
+LOGIN_COOKIE = "access_token"
+CSRF_COOKIE = "csrf"
+CSRF_FIELD = "csrf_token"
+
+
+def set_login_cookie(response: Response, user_id: int, settings: Settings) -> None:
+    """Log a browser in: the same token the API issues, where scripts cannot read it."""
+    response.set_cookie(
+        LOGIN_COOKIE,
+        create_access_token(user_id, settings),
+        max_age=settings.access_token_expire_minutes * 60,
+        httponly=True,
+        samesite="lax",
+        secure=settings.is_production,
+    )
+
+
+def clear_login_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        LOGIN_COOKIE, httponly=True, samesite="lax", secure=settings.is_production
+    )
+
+
+async def get_page_user(
+    request: Request, settings: SettingsDep, session: SessionDep
+) -> User | None:
+    user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
+    # The layout (navigation, error pages) needs who is logged in. It gets a
+    # plain copy, not the row: if the request fails, the rollback expires every
+    # row of the session, and reading an expired row would need SQL.
+    request.state.user = None if user is None else UserPrivate.model_validate(user)
+    return user
+
+
+OptionalPageUser = Annotated[User | None, Depends(get_page_user)]
+
+
+class LoginRequired(Exception):
+    """A page needs a logged-in user; answered with a redirect to the login form."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+    @property
+    def login_url(self) -> str:
+        return "/login?" + urlencode({"next": self.next_path})
+
+
+async def require_page_user(request: Request, user: OptionalPageUser) -> User:
+    if user is None:
+        path = request.url.path
+        if request.method != "GET":
+            # After logging in, land on the page the form was on, not on a POST-only URL.
+            path = safe_next_path(request.headers.get("referer", "/"))
+        elif request.url.query:
+            path += "?" + request.url.query
+        raise LoginRequired(path)
+    return user
+
+
+PageUser = Annotated[User, Depends(require_page_user)]
+
+
+def safe_next_path(value: str | None) -> str:
+    """`value` if it is a path on this site, else "/": `next=` must not send users away.
+
+    Refuses `//evil.example` and `/\\evil.example` (browsers read both as another
+    host), absolute URLs, and control characters. A full URL to this site (as in
+    a Referer header) is reduced to its path.
+    """
+    if not value or any(ord(char) < 32 for char in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    if not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    return value
+
+
+def sign(purpose: str, value: str, settings: Settings) -> str:
+    """An HMAC of `value` under the secret key; `purpose` keeps signatures for
+    one use from being accepted for another."""
+    assert settings.secret_key is not None
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def _csrf_signature(cookie_value: str, settings: Settings) -> str:
+    return sign("csrf", cookie_value, settings)
+
+
+def csrf_token(request: Request, settings: Settings) -> str:
+    """The token for this browser's forms (a signed double-submit cookie).
+
+    The browser holds a random value in a cookie; forms carry its HMAC. Another
+    site can make the browser send the cookie, but can neither read it nor
+    compute the signature, so it cannot forge the field. A browser without the
+    cookie gets a new value, which `set_csrf_cookie` puts on the response.
+    """
+    cookie_value = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
+    if not cookie_value:
+        cookie_value = request.state.new_csrf = secrets.token_urlsafe(32)
+    return _csrf_signature(cookie_value, settings)
+
+
+def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
+    new_value = getattr(request.state, "new_csrf", None)
+    if new_value:
+        response.set_cookie(
+            CSRF_COOKIE, new_value, httponly=True, samesite="lax", secure=settings.is_production
+        )
+
+
+class CsrfFailed(Forbidden):
+    def __init__(self) -> None:
+        super().__init__(
+            "This form has expired or was sent from another site. "
+            "Go back, reload the page and try again."
+        )
+
+
+async def verify_csrf(request: Request, settings: SettingsDep) -> None:
+    """Refuse any state-changing page request whose form lacks a valid CSRF token."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    cookie_value = request.cookies.get(CSRF_COOKIE)
+    if not isinstance(submitted, str) or not cookie_value:
+        raise CsrfFailed
+    if not hmac.compare_digest(submitted, _csrf_signature(cookie_value, settings)):
+        raise CsrfFailed

@@ -44,14 +44,18 @@ async def _ensure_unique(
             raise Conflict(EMAIL_TAKEN, field="email")
 
 
-async def _flush_unique(session: AsyncSession, username: str, email: str) -> None:
+async def _flush_unique(session: AsyncSession, user: User) -> None:
     """Flush, turning a unique-constraint race (two sign-ups at once) into a 409."""
+    username, email, user_id = user.username, user.email, user.id
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
-        await _ensure_unique(session, username=username, email=email, exclude_id=None)
-        # The other request has not committed yet, or already deleted again.
+        if user in session:
+            # The rollback expired it; reload so the caller can still read it
+            # (an implicit load would fail in async code).
+            await session.refresh(user)
+        await _ensure_unique(session, username=username, email=email, exclude_id=user_id)
         raise Conflict("That username or email was taken just now.", field="username") from None
 
 
@@ -63,7 +67,7 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
         password_hash=await security.hash_password(data.password),
     )
     session.add(user)
-    await _flush_unique(session, user.username, user.email)
+    await _flush_unique(session, user)
     return user
 
 
@@ -77,7 +81,7 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     )
     user.sqlmodel_update(changes)
     session.add(user)
-    await _flush_unique(session, user.username, user.email)
+    await _flush_unique(session, user)
     return user
 
 

@@ -1,6 +1,7 @@
 """Fixtures: every test gets its own migrated database and a real server on 127.0.0.1."""
 
 import asyncio
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,3 +154,38 @@ async def create_post(
     assert response.status_code == 201, response.text
     post: dict[str, object] = response.json()
     return post
+
+
+# --- pages -------------------------------------------------------------------
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+async def submit(
+    client: httpx.AsyncClient, form_page: str, action: str, data: dict[str, str]
+) -> httpx.Response:
+    """Fill in a form the way a browser does: load its page, post with its CSRF token."""
+    page = await client.get(form_page)
+    assert page.status_code == 200, page.text
+    return await client.post(action, data={**data, "csrf_token": csrf_from(page.text)})
+
+
+async def page_login(client: httpx.AsyncClient, email: str, next_path: str = "/") -> httpx.Response:
+    response = await submit(
+        client, "/login", "/login", {"email": email, "password": PASSWORD, "next": next_path}
+    )
+    assert response.status_code == 303, response.text
+    return response
+
+
+@pytest.fixture
+async def browser(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    """A second client with its own cookie jar, used like a browser on the pages."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        yield client

@@ -1,0 +1,147 @@
+"""Pages for reading and writing posts."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+
+from app import posts, users
+from app.config import SettingsDep
+from app.db import SessionDep
+from app.models import Post, PostCreate
+from app.pages.rendering import field_errors, redirect, render
+from app.posts import PostPage
+from app.security import PageUser
+
+router = APIRouter()
+
+PageNumber = Annotated[int, Query(ge=1, le=100_000)]
+# ?fragment=1 asks for just the cards and the pager, for "Load more" in place.
+Fragment = Annotated[bool, Query()]
+Title = Annotated[str, Form()]
+Content = Annotated[str, Form()]
+
+
+def _post_list(
+    request: Request, template: str, page: PostPage, number: int, fragment: bool, **context: object
+) -> HTMLResponse:
+    next_url = f"{request.url.path}?page={number + 1}" if page.has_more else None
+    list_context = {"page": page, "next_url": next_url, **context}
+    return render(request, "_post_list.html" if fragment else template, list_context)
+
+
+@router.get("/")
+async def home(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageNumber = 1,
+    fragment: Fragment = False,
+) -> HTMLResponse:
+    per_page = settings.posts_per_page
+    result = await posts.list_posts(session, skip=(page - 1) * per_page, limit=per_page)
+    return _post_list(request, "home.html", result, page, fragment)
+
+
+@router.get("/users/{user_id}/posts")
+async def user_posts(
+    request: Request,
+    user_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageNumber = 1,
+    fragment: Fragment = False,
+) -> HTMLResponse:
+    author = await users.get_user(session, user_id)
+    per_page = settings.posts_per_page
+    result = await posts.list_posts(
+        session, skip=(page - 1) * per_page, limit=per_page, author_id=user_id
+    )
+    return _post_list(request, "user_posts.html", result, page, fragment, author=author)
+
+
+def _post_form(
+    request: Request,
+    post: Post | None,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "post_form.html",
+        {"post": post, "values": values, "errors": errors or {}},
+        status_code=422 if errors else 200,
+    )
+
+
+# Declared before /posts/{post_id} so that "new" is not read as an id.
+@router.get("/posts/new")
+async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
+    return _post_form(request, None, {"title": "", "content": ""})
+
+
+@router.post("/posts/new", response_model=None)
+async def create_post(
+    request: Request,
+    session: SessionDep,
+    user: PageUser,
+    title: Title = "",
+    content: Content = "",
+) -> HTMLResponse | RedirectResponse:
+    values = {"title": title, "content": content}
+    try:
+        data = PostCreate.model_validate(values)
+    except ValidationError as exc:
+        return _post_form(request, None, values, field_errors(exc))
+    post = await posts.create_post(session, user, data)
+    return redirect(request, f"/posts/{post.id}", "Your post is published.")
+
+
+@router.get("/posts/{post_id}")
+async def show_post(
+    request: Request,
+    post_id: int,
+    session: SessionDep,
+) -> HTMLResponse:
+    post = await posts.get_post(session, post_id)
+    return render(request, "post.html", {"post": post})
+
+
+@router.get("/posts/{post_id}/edit")
+async def edit_post_form(
+    request: Request, post_id: int, session: SessionDep, user: PageUser
+) -> HTMLResponse:
+    post = await posts.get_post(session, post_id)
+    posts.ensure_author(post, user)
+    return _post_form(request, post, {"title": post.title, "content": post.content})
+
+
+@router.post("/posts/{post_id}/edit", response_model=None)
+async def update_post(
+    request: Request,
+    post_id: int,
+    session: SessionDep,
+    user: PageUser,
+    title: Title = "",
+    content: Content = "",
+) -> HTMLResponse | RedirectResponse:
+    post = await posts.get_post(session, post_id)
+    posts.ensure_author(post, user)
+    values = {"title": title, "content": content}
+    try:
+        data = PostCreate.model_validate(values)
+    except ValidationError as exc:
+        return _post_form(request, post, values, field_errors(exc))
+    await posts.update_post(session, post, data)
+    return redirect(request, f"/posts/{post.id}", "Your post is updated.")
+
+
+@router.post("/posts/{post_id}/delete")
+async def delete_post(
+    request: Request, post_id: int, session: SessionDep, user: PageUser
+) -> RedirectResponse:
+    post = await posts.get_post(session, post_id)
+    posts.ensure_author(post, user)
+    await posts.delete_post(session, post)
+    return redirect(request, "/", "Your post is deleted.")

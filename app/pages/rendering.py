@@ -1,0 +1,119 @@
+"""Rendering pages: the Jinja2 environment, the layout's context, flash messages,
+post/redirect/get, and turning validation errors into messages beside fields."""
+
+import base64
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from app.config import Settings
+from app.security import csrf_token, set_csrf_cookie, sign
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+FLASH_COOKIE = "flash"
+
+# Autoescaping is on for .html templates: user text is always escaped.
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+
+def _format_date(value: datetime) -> str:
+    return f"{value.day} {value:%b %Y}"
+
+
+templates.env.filters["date"] = _format_date
+
+
+@dataclass(frozen=True)
+class Flash:
+    message: str
+    category: str = "success"
+
+
+def _read_flash(request: Request, settings: Settings) -> Flash | None:
+    """The message the previous response left for this page, if it is genuine."""
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw or "." not in raw:
+        return None
+    payload, signature = raw.rsplit(".", 1)
+    if not hmac.compare_digest(signature, sign("flash", payload, settings)):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload))
+        return Flash(message=str(data["message"]), category=str(data["category"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """Render a page in the layout, with who is logged in, a CSRF token and any flash."""
+    settings: Settings = request.app.state.settings
+    flash = _read_flash(request, settings)
+    page_context = {
+        "current_user": getattr(request.state, "user", None),
+        "csrf_token": csrf_token(request, settings),
+        "flash": flash,
+        **(context or {}),
+    }
+    response = templates.TemplateResponse(request, template, page_context, status_code=status_code)
+    set_csrf_cookie(request, response, settings)
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE)
+    return response
+
+
+def redirect(
+    request: Request, url: str, message: str | None = None, category: str = "success"
+) -> RedirectResponse:
+    """Post/redirect/get: answer a form with 303 so a refresh never posts twice."""
+    response = RedirectResponse(url, status_code=303)
+    if message:
+        settings: Settings = request.app.state.settings
+        payload = base64.urlsafe_b64encode(
+            json.dumps({"message": message, "category": category}).encode()
+        ).decode()
+        response.set_cookie(
+            FLASH_COOKIE,
+            f"{payload}.{sign('flash', payload, settings)}",
+            httponly=True,
+            samesite="lax",
+            secure=settings.is_production,
+        )
+    return response
+
+
+def _message(error: Any) -> str:
+    context = error.get("ctx", {})
+    match error["type"]:
+        case "missing" | "string_too_short" if context.get("min_length", 1) <= 1:
+            return "Please fill in this field."
+        case "string_too_short":
+            return f"Use at least {context['min_length']} characters."
+        case "string_too_long":
+            return f"Use at most {context['max_length']} characters."
+        case "value_error" if "email" in str(error.get("msg", "")).lower():
+            return "Enter a valid email address, like name@example.com."
+        case _:
+            return str(error["msg"])
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """{field: message} for a form, in words a person understands."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        errors.setdefault(field, _message(error))
+    return errors
