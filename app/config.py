@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         return self.environment == "production"
 
     @model_validator(mode="after")
+    def _check_storage(self) -> "Settings":
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("STORAGE_BACKEND=s3 needs S3_BUCKET (and usually S3_ENDPOINT_URL).")
+        return self
+
+    @model_validator(mode="after")
     def _ensure_secret_key(self) -> "Settings":
         if self.secret_key is not None:
             key = self.secret_key.get_secret_value()

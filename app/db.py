@@ -13,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.storage.lifecycle import FileSession
+
 
 def create_engine(database_url: str) -> AsyncEngine:
     engine = create_async_engine(database_url, pool_pre_ping=False)
@@ -37,7 +39,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     # expire_on_commit=False: after commit, objects keep their loaded values.
     # With the default (True) the next attribute access would emit SQL, which
     # an AsyncSession cannot do implicitly (MissingGreenlet).
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    # FileSession deletes the files a transaction uploaded (on rollback) or
+    # stopped referencing (after commit): see app/storage/lifecycle.py.
+    return async_sessionmaker(engine, class_=FileSession, expire_on_commit=False)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -5,9 +5,11 @@ module-level `app`) means importing this module reads no settings and opens no
 database, and each test can build an app around its own database.
 """
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import (
@@ -26,11 +28,17 @@ from app.api import users as users_api
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
-from app.middleware import SecurityHeadersMiddleware
+from app.images import ImageProcessor, default_workers
+from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from app.pages.rendering import render
 from app.security import LoginRequired
+from app.storage import MediaFiles, StorageError, create_storage, register_storage
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Room for the other fields of a form that carries a file of MAX_UPLOAD_BYTES.
+FORM_OVERHEAD_BYTES = 256 * 1024
 
 
 ERROR_TITLES = {
@@ -38,8 +46,10 @@ ERROR_TITLES = {
     403: "Not allowed",
     404: "Page not found",
     405: "Not allowed here",
+    413: "Too large",
     422: "Invalid request",
     500: "Something went wrong",
+    503: "Try again soon",
 }
 
 
@@ -61,6 +71,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         if _is_api(request):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
         return _error_page(request, exc.status_code, exc.detail)
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(request: Request, exc: StorageError) -> Response:
+        # The transaction has been rolled back and its uploads deleted.
+        logger.error("Storage failed: %s", exc)
+        message = (
+            "File storage is unavailable right now, so nothing was saved. "
+            "Please try again in a moment."
+        )
+        if _is_api(request):
+            return JSONResponse({"detail": message}, status_code=503)
+        return _error_page(request, 503, message)
 
     @app.exception_handler(LoginRequired)
     async def login_required(_request: Request, exc: LoginRequired) -> Response:
@@ -88,14 +110,34 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_page(request, 500, message)
 
 
+def _image_origins(settings: Settings) -> tuple[str, ...]:
+    """Where pictures are served from besides this site, for the CSP's img-src."""
+    if settings.storage_backend != "s3":
+        return ()
+    url = settings.s3_public_url or settings.s3_endpoint_url
+    if not url:
+        return ("https://*.amazonaws.com",)
+    parts = urlsplit(url)
+    return (f"{parts.scheme}://{parts.netloc}",)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    storage = create_storage(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.storage = storage
+        register_storage(storage)
+        app.state.images = ImageProcessor(
+            max_upload_bytes=settings.max_upload_bytes,
+            avatar_size=settings.avatar_size,
+            workers=default_workers(),
+        )
         try:
             yield
         finally:
@@ -107,7 +149,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    )
+    app.add_middleware(SecurityHeadersMiddleware, image_origins=_image_origins(settings))
 
     api = APIRouter(prefix="/api")
     api.include_router(users_api.router)
@@ -116,5 +161,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.storage_backend == "local":
+        settings.media_root.mkdir(parents=True, exist_ok=True)
+        app.mount("/media", MediaFiles(directory=settings.media_root), name="media")
     _add_error_handlers(app)
     return app

@@ -1,10 +1,12 @@
-"""Security headers on every response, as pure ASGI middleware.
+"""Pure ASGI middleware: security headers on every response, and a cap on
+request bodies.
 
-Pure ASGI (rather than Starlette's BaseHTTPMiddleware) adds the headers as the
-response starts, without wrapping the body in extra tasks and queues.
+Pure ASGI (rather than Starlette's BaseHTTPMiddleware) works on the messages
+as they pass, without wrapping the body in extra tasks and queues.
 """
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Only this origin's scripts and styles, so an injected <script> cannot run;
@@ -47,3 +49,42 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with 413, without reading them whole.
+
+    A declared Content-Length over the limit is refused before any byte of the
+    body is read; a body that grows past it (chunked uploads) is refused as soon
+    as it does. The 413 is raised where the app reads the body, so the usual
+    error handlers answer (JSON for the API, a page for the site).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            if too_large:
+                raise self._too_large()
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _too_large(self) -> HTTPException:
+        limit = self.max_bytes / (1024 * 1024)
+        return HTTPException(413, f"The upload is too large. The limit is {limit:.0f} MB.")

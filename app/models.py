@@ -13,6 +13,8 @@ from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
+from app.storage import FileType, StoredFile
+
 DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
 
 # Named constraints let later migrations drop or alter them by name, which
@@ -72,6 +74,8 @@ class User(UserBase, table=True):
     email: str = Field(max_length=254, unique=True)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # The profile picture: key and metadata here, bytes in the storage backend.
+    image: StoredFile | None = Field(default=None, sa_type=FileType)
 
     # lazy="raise": touching an unloaded relationship raises at once instead of
     # emitting SQL, which in async code would fail later with MissingGreenlet.
@@ -88,7 +92,7 @@ class User(UserBase, table=True):
 
     @property
     def image_url(self) -> str:
-        return DEFAULT_AVATAR_URL
+        return self.image.url if self.image else DEFAULT_AVATAR_URL
 
 
 def _strip(value: Any) -> Any:
@@ -143,12 +147,14 @@ class Post(PostBase, table=True):
     date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    # An optional cover picture.
+    image: StoredFile | None = Field(default=None, sa_type=FileType)
 
     author: User = Relationship(back_populates="posts", sa_relationship_kwargs={"lazy": "raise"})
 
     @property
     def image_url(self) -> str | None:
-        return None
+        return self.image.url if self.image else None
 
 
 class PostCreate(PostBase):

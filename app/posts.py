@@ -8,7 +8,9 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import Forbidden, NotFound
+from app.images import ProcessedImage, save_image
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
+from app.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,5 +85,26 @@ async def update_post(session: AsyncSession, post: Post, data: PostUpdate | Post
 
 
 async def delete_post(session: AsyncSession, post: Post) -> None:
+    # Its cover image, if any, is deleted once the transaction commits.
     await session.delete(post)
     await session.flush()
+
+
+async def set_image(
+    session: AsyncSession, storage: Storage, post: Post, image: ProcessedImage, filename: str | None
+) -> Post:
+    """Store a new cover image; the old one is deleted after the commit."""
+    post.image = await save_image(session, storage, image, kind="posts", filename=filename)
+    post.updated_at = utcnow()
+    session.add(post)
+    await session.flush()
+    return post
+
+
+async def remove_image(session: AsyncSession, post: Post) -> Post:
+    if post.image is not None:
+        post.image = None
+        post.updated_at = utcnow()
+        session.add(post)
+        await session.flush()
+    return post

@@ -1,12 +1,14 @@
 """Queries and rules for users, shared by the JSON API and the pages."""
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import or_, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import security
 from app.errors import Conflict, Forbidden, NotFound
-from app.models import User, UserCreate, UserUpdate
+from app.images import ProcessedImage, save_image
+from app.models import Post, User, UserCreate, UserUpdate
+from app.storage import Storage, forget_files
 
 USERNAME_TAKEN = "That username is already taken."
 EMAIL_TAKEN = "An account with that email already exists."
@@ -86,9 +88,33 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
 
 
 async def delete_user(session: AsyncSession, user: User) -> None:
-    # The database's ON DELETE CASCADE removes the user's posts.
+    # The database's ON DELETE CASCADE removes the user's posts without the
+    # session seeing them, so their images are looked up here and deleted
+    # with the user's own picture once the transaction commits.
+    post_images = await session.exec(
+        select(col(Post.image)).where(Post.user_id == user.id, col(Post.image).is_not(None))
+    )
+    forget_files(session, post_images)
     await session.delete(user)
     await session.flush()
+
+
+async def set_picture(
+    session: AsyncSession, storage: Storage, user: User, image: ProcessedImage, filename: str | None
+) -> User:
+    """Store a new profile picture; the old one is deleted after the commit."""
+    user.image = await save_image(session, storage, image, kind="avatars", filename=filename)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def remove_picture(session: AsyncSession, user: User) -> User:
+    """Back to the default picture; the file is deleted after the commit."""
+    user.image = None
+    session.add(user)
+    await session.flush()
+    return user
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:

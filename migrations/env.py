@@ -12,6 +12,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import app.models  # registers the tables on SQLModel.metadata
 from app.config import get_settings
+from app.storage import FileType
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -39,6 +40,9 @@ def render_item(kind: str, obj: object, autogen_context: AutogenContext) -> str 
     if isinstance(obj, app.models.UTCDateTime):
         autogen_context.imports.add("import app.models")
         return "app.models.UTCDateTime()"
+    if isinstance(obj, FileType):
+        autogen_context.imports.add("import app.storage")
+        return "app.storage.FileType()"
     return False
 
 

@@ -2,12 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, File, Query, UploadFile, status
 
 from app import posts
 from app.db import SessionDep
+from app.images import ImagesDep
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
 from app.security import CurrentUser
+from app.storage import StorageDep
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 
@@ -61,3 +63,28 @@ async def delete_post(post_id: int, session: SessionDep, current_user: CurrentUs
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, current_user)
     await posts.delete_post(session, post)
+
+
+@router.patch("/{post_id}/image", response_model=PostPublic)
+async def set_image(
+    post_id: int,
+    file: Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")],
+    session: SessionDep,
+    current_user: CurrentUser,
+    images: ImagesDep,
+    storage: StorageDep,
+) -> Post:
+    """Upload a cover image for your post (at most 1600 pixels on its longer side
+    once stored); the previous one is deleted."""
+    post = await posts.get_post(session, post_id)
+    posts.ensure_author(post, current_user)
+    image = await images.post_image(file)
+    return await posts.set_image(session, storage, post, image, file.filename)
+
+
+@router.delete("/{post_id}/image", response_model=PostPublic)
+async def remove_image(post_id: int, session: SessionDep, current_user: CurrentUser) -> Post:
+    """Remove your post's cover image."""
+    post = await posts.get_post(session, post_id)
+    posts.ensure_author(post, current_user)
+    return await posts.remove_image(session, post)

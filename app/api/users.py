@@ -2,15 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from app import posts, users
 from app.config import SettingsDep
 from app.db import SessionDep
+from app.images import ImagesDep
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
 from app.security import CurrentUser, create_access_token
+from app.storage import StorageDep
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -71,6 +73,31 @@ async def delete_user(user_id: int, session: SessionDep, current_user: CurrentUs
     user = await users.get_user(session, user_id)
     users.ensure_self(user, current_user)
     await users.delete_user(session, user)
+
+
+@router.patch("/{user_id}/picture", response_model=UserPrivate)
+async def set_picture(
+    user_id: int,
+    file: Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")],
+    session: SessionDep,
+    current_user: CurrentUser,
+    images: ImagesDep,
+    storage: StorageDep,
+) -> User:
+    """Upload your profile picture. It is centre-cropped to a square and stored
+    without its metadata; the previous picture is deleted."""
+    user = await users.get_user(session, user_id)
+    users.ensure_self(user, current_user)
+    picture = await images.avatar(file)
+    return await users.set_picture(session, storage, user, picture, file.filename)
+
+
+@router.delete("/{user_id}/picture", response_model=UserPrivate)
+async def remove_picture(user_id: int, session: SessionDep, current_user: CurrentUser) -> User:
+    """Go back to the default picture."""
+    user = await users.get_user(session, user_id)
+    users.ensure_self(user, current_user)
+    return await users.remove_picture(session, user)
 
 
 @router.get("/{user_id}/posts", response_model=PostsPublic)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
@@ -10,8 +10,9 @@ from app import users
 from app.config import SettingsDep
 from app.db import SessionDep
 from app.errors import Conflict
-from app.models import UserCreate, UserUpdate
-from app.pages.rendering import field_errors, redirect, render
+from app.images import ImageRejected, ImagesDep, UploadTooLarge
+from app.models import User, UserCreate, UserUpdate
+from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.security import (
     OptionalPageUser,
     PageUser,
@@ -19,6 +20,7 @@ from app.security import (
     safe_next_path,
     set_login_cookie,
 )
+from app.storage import StorageDep
 
 router = APIRouter()
 
@@ -31,13 +33,20 @@ def _form(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status_code: int = 422,
+    **context: object,
 ) -> HTMLResponse:
     return render(
         request,
         template,
-        {"values": values, "errors": errors or {}},
+        {"values": values, "errors": errors or {}, **context},
         status_code=status_code if errors else 200,
     )
+
+
+def _account_form(
+    request: Request, user: User, values: dict[str, str], errors: dict[str, str] | None = None
+) -> HTMLResponse:
+    return _form(request, "account.html", values, errors, has_picture=user.image is not None)
 
 
 @router.get("/register", response_model=None)
@@ -114,7 +123,7 @@ async def logout(request: Request, settings: SettingsDep) -> RedirectResponse:
 
 @router.get("/account")
 async def account_form(request: Request, user: PageUser) -> HTMLResponse:
-    return _form(request, "account.html", {"username": user.username, "email": user.email})
+    return _account_form(request, user, {"username": user.username, "email": user.email})
 
 
 @router.post("/account", response_model=None)
@@ -122,15 +131,33 @@ async def update_account(
     request: Request,
     session: SessionDep,
     user: PageUser,
+    images: ImagesDep,
+    storage: StorageDep,
     username: FormText = "",
     email: FormText = "",
+    picture: Annotated[UploadFile | None, File()] = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"username": username, "email": email}
     try:
         data = UserUpdate(username=username, email=email)
-        await users.update_user(session, user, data)
     except ValidationError as exc:
-        return _form(request, "account.html", values, field_errors(exc))
+        return _account_form(request, user, values, field_errors(exc))
+    upload = chosen_file(picture)
+    try:
+        # Checked and resized before anything is written, so a bad picture
+        # leaves the account as it was.
+        new_picture = await images.avatar(upload) if upload else None
+        await users.update_user(session, user, data)
+    except (ImageRejected, UploadTooLarge) as exc:
+        return _account_form(request, user, values, {"picture": exc.detail})
     except Conflict as exc:
-        return _form(request, "account.html", values, {exc.field: exc.detail})
+        return _account_form(request, user, values, {exc.field: exc.detail})
+    if upload and new_picture:
+        await users.set_picture(session, storage, user, new_picture, upload.filename)
     return redirect(request, "/account", "Your account is updated.")
+
+
+@router.post("/account/picture/delete")
+async def remove_picture(request: Request, session: SessionDep, user: PageUser) -> RedirectResponse:
+    await users.remove_picture(session, user)
+    return redirect(request, "/account", "Your profile picture is removed.")

@@ -2,17 +2,19 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app import posts, users
 from app.config import SettingsDep
 from app.db import SessionDep
+from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
-from app.pages.rendering import field_errors, redirect, render
+from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.posts import PostPage
 from app.security import PageUser
+from app.storage import StorageDep
 
 router = APIRouter()
 
@@ -21,6 +23,7 @@ PageNumber = Annotated[int, Query(ge=1, le=100_000)]
 Fragment = Annotated[bool, Query()]
 Title = Annotated[str, Form()]
 Content = Annotated[str, Form()]
+ImageFile = Annotated[UploadFile | None, File()]
 
 
 def _post_list(
@@ -81,20 +84,42 @@ async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
     return _post_form(request, None, {"title": "", "content": ""})
 
 
+async def _validate(
+    images: ImagesDep, values: dict[str, str], image: UploadFile | None
+) -> tuple[PostCreate | None, ProcessedImage | None, dict[str, str]]:
+    """The post's fields and its processed image, or the errors to show beside them.
+    Nothing is written here, so a refused form leaves nothing behind."""
+    try:
+        data = PostCreate.model_validate(values)
+    except ValidationError as exc:
+        return None, None, field_errors(exc)
+    if image is None:
+        return data, None, {}
+    try:
+        return data, await images.post_image(image), {}
+    except (ImageRejected, UploadTooLarge) as exc:
+        return None, None, {"image": exc.detail}
+
+
 @router.post("/posts/new", response_model=None)
 async def create_post(
     request: Request,
     session: SessionDep,
     user: PageUser,
+    images: ImagesDep,
+    storage: StorageDep,
     title: Title = "",
     content: Content = "",
+    image: ImageFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    try:
-        data = PostCreate.model_validate(values)
-    except ValidationError as exc:
-        return _post_form(request, None, values, field_errors(exc))
+    upload = chosen_file(image)
+    data, cover, errors = await _validate(images, values, upload)
+    if data is None:
+        return _post_form(request, None, values, errors)
     post = await posts.create_post(session, user, data)
+    if upload and cover:
+        await posts.set_image(session, storage, post, cover, upload.filename)
     return redirect(request, f"/posts/{post.id}", "Your post is published.")
 
 
@@ -123,17 +148,25 @@ async def update_post(
     post_id: int,
     session: SessionDep,
     user: PageUser,
+    images: ImagesDep,
+    storage: StorageDep,
     title: Title = "",
     content: Content = "",
+    image: ImageFile = None,
+    remove_image: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, user)
     values = {"title": title, "content": content}
-    try:
-        data = PostCreate.model_validate(values)
-    except ValidationError as exc:
-        return _post_form(request, post, values, field_errors(exc))
+    upload = chosen_file(image)
+    data, cover, errors = await _validate(images, values, upload)
+    if data is None:
+        return _post_form(request, post, values, errors)
     await posts.update_post(session, post, data)
+    if upload and cover:
+        await posts.set_image(session, storage, post, cover, upload.filename)
+    elif remove_image:
+        await posts.remove_image(session, post)
     return redirect(request, f"/posts/{post.id}", "Your post is updated.")
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -66,6 +66,7 @@ def render(
         "current_user": getattr(request.state, "user", None),
         "csrf_token": csrf_token(request, settings),
         "flash": flash,
+        "max_upload_mb": round(settings.max_upload_bytes / (1024 * 1024)),
         **(context or {}),
     }
     response = templates.TemplateResponse(request, template, page_context, status_code=status_code)
@@ -117,3 +118,11 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
         field = str(error["loc"][0]) if error["loc"] else "form"
         errors.setdefault(field, _message(error))
     return errors
+
+
+def chosen_file(upload: UploadFile | None) -> UploadFile | None:
+    """The file a form sent, or None: a file input left empty sends a part
+    with no filename."""
+    if upload is None or not upload.filename:
+        return None
+    return upload

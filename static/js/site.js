@@ -34,3 +34,53 @@ document.addEventListener("submit", (event) => {
   const message = event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+
+// Preview of a chosen picture, before it is uploaded.
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (!(input instanceof HTMLInputElement) || !input.dataset.preview) return;
+  const preview = document.getElementById(input.dataset.preview);
+  if (!preview) return;
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  const file = input.files && input.files[0];
+  if (file && file.type.startsWith("image/")) {
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+  } else {
+    preview.removeAttribute("src");
+    preview.hidden = true;
+  }
+});
+
+// Upload progress: send forms with a chosen file by XMLHttpRequest, which
+// reports how much has been sent, then show whatever page the server answers.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (event.defaultPrevented || !form.matches("form[data-upload]")) return;
+  const hasFile = [...form.querySelectorAll("input[type=file]")].some((i) => i.files.length);
+  if (!hasFile) return;
+  event.preventDefault();
+  const progress = form.querySelector(".upload-progress");
+  const button = form.querySelector("button[type=submit]");
+  const request = new XMLHttpRequest();
+  request.open("POST", form.action);
+  request.upload.addEventListener("progress", (e) => {
+    if (!progress || !e.lengthComputable) return;
+    progress.hidden = false;
+    progress.value = Math.round((e.loaded / e.total) * 100);
+  });
+  request.addEventListener("load", () => {
+    // A redirect (post/redirect/get) was followed: go to where it led.
+    if (request.responseURL && request.responseURL !== form.action) {
+      window.location.assign(request.responseURL);
+      return;
+    }
+    // The form came back with messages: show that page in place of this one.
+    const page = new DOMParser().parseFromString(request.responseText, "text/html");
+    document.title = page.title;
+    document.body.replaceWith(page.body);
+  });
+  request.addEventListener("error", () => form.submit());
+  if (button) button.setAttribute("aria-busy", "true");
+  request.send(new FormData(form));
+});

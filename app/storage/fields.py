@@ -1,0 +1,57 @@
+"""The file field: a column that keeps a file's key and metadata in the row.
+
+    class Post(SQLModel, table=True):
+        image: StoredFile | None = Field(default=None, sa_type=FileType)
+
+The bytes live in a storage backend; the row holds a small JSON document
+naming the backend and the key. Deleting or replacing the value in a row is
+what deletes the old object (after commit): see `lifecycle.py`.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import JSON, Dialect
+from sqlalchemy.types import TypeDecorator
+
+from app.storage.registry import get_storage
+
+
+class StoredFile(BaseModel):
+    """A stored file as the application sees it. Immutable: replace it, don't edit it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    storage: str
+    content_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    # What the user called it; metadata only, never part of the key.
+    filename: str | None = None
+
+    @property
+    def url(self) -> str:
+        return get_storage(self.storage).url(self.key)
+
+
+class FileType(TypeDecorator[StoredFile]):
+    """Stores a `StoredFile` as JSON; NULL when there is no file."""
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            value = StoredFile.model_validate(value)
+        if not isinstance(value, StoredFile):
+            raise TypeError(f"expected a StoredFile, got {type(value).__name__}")
+        return value.model_dump(mode="json", exclude_none=True)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StoredFile | None:
+        if value is None:
+            return None
+        return StoredFile.model_validate(value)

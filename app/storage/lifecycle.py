@@ -1,0 +1,146 @@
+"""Files that follow the transaction of the session that stored them.
+
+The rules:
+
+1. A new file is uploaded *before* the commit (so a commit never points at a
+   missing object) and remembered by the session.
+2. If the transaction rolls back, the files it uploaded are deleted.
+3. A file that a row stops referencing (replaced, set to None, or the row
+   deleted) is deleted only *after* the commit succeeds; until then, a
+   rollback would bring the reference back.
+4. A delete that fails after the commit is logged and left for
+   `python -m app storage gc`; the user's request has already succeeded.
+
+SQLAlchemy's session events are synchronous, and storage calls are async, so
+the work is split: the events (below) only decide which files are due for
+deletion; `FileSession` awaits the deletions right after `commit()`,
+`rollback()` and `close()`, so nothing is fire-and-forget.
+"""
+
+import logging
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Mapper, Session, SessionTransaction, UOWTransaction
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.storage.base import Data, Storage, StorageError, new_key
+from app.storage.fields import FileType, StoredFile
+from app.storage.registry import get_storage
+
+logger = logging.getLogger(__name__)
+
+# Lists of StoredFile kept in session.info.
+UPLOADED = "files_uploaded"  # stored in this transaction: deleted if it rolls back
+UNREFERENCED = "files_unreferenced"  # dropped from rows: deleted if it commits
+DUE = "files_due"  # decided: delete at the next await point
+
+
+async def store_file(
+    session: AsyncSession,
+    storage: Storage,
+    data: Data,
+    *,
+    kind: str,
+    extension: str,
+    content_type: str,
+    width: int | None = None,
+    height: int | None = None,
+    filename: str | None = None,
+) -> StoredFile:
+    """Upload a new object under a fresh key and tie it to the session's transaction."""
+    key = new_key(kind, extension)
+    size = await storage.save(key, data, content_type)
+    stored = StoredFile(
+        key=key,
+        storage=storage.name,
+        content_type=content_type,
+        size=size,
+        width=width,
+        height=height,
+        filename=filename,
+    )
+    session.info.setdefault(UPLOADED, []).append(stored)
+    return stored
+
+
+def forget_files(session: AsyncSession, files: Iterable[StoredFile | None]) -> None:
+    """Delete these files if the transaction commits.
+
+    For rows the database deletes by itself (ON DELETE CASCADE), which the
+    session never sees: the service reads their files first and passes them here.
+    """
+    session.info.setdefault(UNREFERENCED, []).extend(file for file in files if file)
+
+
+class FileSession(AsyncSession):
+    """An AsyncSession that carries out the file deletions its transactions decided."""
+
+    async def commit(self) -> None:
+        await super().commit()
+        await delete_due_files(self)
+
+    async def rollback(self) -> None:
+        await super().rollback()
+        await delete_due_files(self)
+
+    async def close(self) -> None:
+        await super().close()
+        # Uploaded, but the transaction neither committed nor rolled back
+        # (it never started, or it ended with the close): not referenced by any row.
+        leftover = self.info.pop(UPLOADED, [])
+        self.info.setdefault(DUE, []).extend(leftover)
+        self.info.pop(UNREFERENCED, None)
+        await delete_due_files(self)
+
+
+async def delete_due_files(session: AsyncSession) -> None:
+    due: list[StoredFile] = session.info.pop(DUE, [])
+    for file in due:
+        try:
+            await get_storage(file.storage).delete(file.key)
+        except (StorageError, LookupError) as exc:
+            logger.warning("Left %s for the garbage collector: %s", file.key, exc)
+
+
+# --- the synchronous part: session events ----------------------------------------
+
+
+@cache
+def _file_attributes(mapper: Mapper[Any]) -> list[str]:
+    return [
+        mapper.get_property_by_column(column).key
+        for column in mapper.columns
+        if isinstance(column.type, FileType)
+    ]
+
+
+@event.listens_for(Session, "before_flush")
+def _collect_unreferenced(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    unreferenced = session.info.setdefault(UNREFERENCED, [])
+    for instance in session.dirty:
+        state = inspect(instance)
+        for key in _file_attributes(state.mapper):
+            # history.deleted holds the value the row had before this change.
+            unreferenced.extend(old for old in state.attrs[key].history.deleted if old)
+    for instance in session.deleted:
+        state = inspect(instance)
+        for key in _file_attributes(state.mapper):
+            if value := state.dict.get(key):
+                unreferenced.append(value)
+
+
+@event.listens_for(Session, "after_commit")
+def _commit_files(session: Session) -> None:
+    session.info.pop(UPLOADED, None)
+    session.info.setdefault(DUE, []).extend(session.info.pop(UNREFERENCED, []))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _roll_back_files(session: Session, previous: SessionTransaction) -> None:
+    if previous.nested:
+        return  # a savepoint; the outer transaction decides
+    session.info.setdefault(DUE, []).extend(session.info.pop(UPLOADED, []))
+    session.info.pop(UNREFERENCED, None)
