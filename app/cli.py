@@ -1,21 +1,24 @@
-"""Command line: `python -m app seed` and `python -m app create-user`."""
+"""Command line: `python -m app seed`, `create-user` and `storage gc`."""
 
 import argparse
 import asyncio
 import getpass
+import re
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import users
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
 from app.models import Post, User, UserCreate, utcnow
+from app.storage import StorageError, create_storage, register_storage
+from app.storage.gc import collect_garbage
 
 DEMO_PASSWORD = "demo-password"  # published on purpose: the demo accounts
 
@@ -128,8 +131,33 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
     return added_users, added_posts
 
 
+def duration(text: str) -> timedelta:
+    """`90s`, `30m`, `24h` or `7d`."""
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h or 7d")
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    return timedelta(**{units[match[2]]: int(match[1])})
+
+
+async def _storage_gc(settings: Settings, session: AsyncSession, args: argparse.Namespace) -> None:
+    storage = create_storage(settings)
+    register_storage(storage)
+    report = await collect_garbage(
+        session, SQLModel.metadata, storage, older_than=args.older_than, dry_run=args.dry_run
+    )
+    verb = "Would delete" if args.dry_run else "Deleted"
+    for stored in report.deleted:
+        print(f"{verb} {stored.key} ({stored.size} bytes, {stored.last_modified:%Y-%m-%d %H:%M})")
+    print(
+        f"{verb} {len(report.deleted)} unreferenced objects; kept {report.kept_referenced} "
+        f"referenced and {report.kept_recent} newer than {args.older_than}."
+    )
+
+
 async def _run(command: str, args: argparse.Namespace) -> int:
-    engine = create_engine(get_settings().database_url)
+    settings = get_settings()
+    engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             if command == "seed":
@@ -137,6 +165,8 @@ async def _run(command: str, args: argparse.Namespace) -> int:
                 print(f"Seeded {added_users} users and {added_posts} posts.")
                 if added_users:
                     print(f"Demo accounts log in with the password {DEMO_PASSWORD!r}.")
+            elif command == "storage":
+                await _storage_gc(settings, session, args)
             else:
                 data = UserCreate(username=args.username, email=args.email, password=args.password)
                 user = await users.create_user(session, data)
@@ -154,6 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--username", required=True)
     create.add_argument("--email", required=True)
     create.add_argument("--password", help="prompted for when omitted")
+    storage = commands.add_parser("storage", help="manage stored files")
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True)
+    gc = storage_commands.add_parser("gc", help="delete stored files that no row references")
+    gc.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    gc.add_argument(
+        "--older-than",
+        type=duration,
+        default=timedelta(hours=24),
+        metavar="AGE",
+        help="grace period, like 30m, 24h (the default) or 7d",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "create-user" and args.password is None:
@@ -165,4 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
     except Conflict as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
+    except StorageError as exc:
+        print(f"error: storage unavailable: {exc}", file=sys.stderr)
     return 1

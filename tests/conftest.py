@@ -3,7 +3,7 @@
 import asyncio
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
+from tests.s3server import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -83,8 +84,14 @@ async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
 
 
 @pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with serve(settings) as live:
+def app_settings(settings: Settings) -> Settings:
+    """The settings `server` runs with; test modules override this fixture to change them."""
+    return settings
+
+
+@pytest.fixture
+async def server(app_settings: Settings) -> AsyncIterator[LiveServer]:
+    async with serve(app_settings) as live:
         yield live
 
 
@@ -189,3 +196,31 @@ async def browser(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     """A second client with its own cookie jar, used like a browser on the pages."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         yield client
+
+
+# --- storage -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto_server for the session; each test that uses it gets its own bucket."""
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test's settings on each storage backend in turn."""
+    if request.param == "local":
+        return settings
+    moto: MotoServer = request.getfixturevalue("moto")
+    return settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": moto.create_bucket(),
+            "s3_endpoint_url": moto.endpoint,
+            "s3_prefix": "media",
+        }
+    )

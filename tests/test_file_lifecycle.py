@@ -1,0 +1,260 @@
+"""Files follow their rows' transactions, on local disk and on S3 (moto_server)."""
+
+import asyncio
+import re
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from app.config import Settings
+from app.models import User
+from app.storage import Storage, store_file
+from app.storage.gc import collect_garbage
+from tests import pictures
+from tests.conftest import Account, LiveServer, create_post, serve, sign_up
+from tests.s3server import MotoServer
+
+KEY = re.compile(r"(?:avatars|posts)/[A-Za-z0-9_-]+\.webp")
+
+
+@pytest.fixture
+def app_settings(storage_settings: Settings) -> Settings:
+    return storage_settings
+
+
+def storage_of(server: LiveServer) -> Storage:
+    storage: Storage = server.app.state.storage
+    return storage
+
+
+async def stored_keys(server: LiveServer) -> set[str]:
+    return {stored.key async for stored in storage_of(server).scan()}
+
+
+def key_in(url: str) -> str:
+    match = KEY.search(url)
+    assert match, url
+    return match.group(0)
+
+
+async def upload_picture(
+    client: httpx.AsyncClient, account: Account, filename: str = "me.jpg"
+) -> httpx.Response:
+    return await client.patch(
+        f"/api/users/{account.id}/picture",
+        files={"file": (filename, pictures.jpeg(), "image/jpeg")},
+        headers=account.headers,
+    )
+
+
+async def picture_key(client: httpx.AsyncClient, account: Account) -> str:
+    me = await client.get("/api/users/me", headers=account.headers)
+    return key_in(me.json()["image_url"])
+
+
+async def add_cover(client: httpx.AsyncClient, account: Account, post_id: object) -> str:
+    response = await client.patch(
+        f"/api/posts/{post_id}/image",
+        files={"file": ("cover.jpg", pictures.jpeg(320, 200), "image/jpeg")},
+        headers=account.headers,
+    )
+    assert response.status_code == 200, response.text
+    return key_in(response.json()["image_url"])
+
+
+async def test_uploaded_picture_is_served_with_long_caching(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    response = await upload_picture(client, alice)
+    assert response.status_code == 200
+    url = response.json()["image_url"]
+    picture = await client.get(url)
+    assert picture.status_code == 200
+    assert picture.headers["content-type"] == "image/webp"
+    assert picture.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert await stored_keys(server) == {key_in(url)}
+
+
+async def test_replacing_picture_deletes_old_file_after_commit(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    first = key_in((await upload_picture(client, alice)).json()["image_url"])
+    second = key_in((await upload_picture(client, alice)).json()["image_url"])
+    assert first != second
+    assert await stored_keys(server) == {second}
+    assert await picture_key(client, alice) == second
+
+
+async def test_upload_then_failed_commit_deletes_new_file_and_keeps_row(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    await upload_picture(client, alice)
+    old = await picture_key(client, alice)
+    async with server.app.state.sessionmaker() as session:
+        user = await session.get(User, alice.id)
+        assert user is not None
+        user.image = await store_file(
+            session,
+            storage_of(server),
+            b"new picture",
+            kind="avatars",
+            extension="webp",
+            content_type="image/webp",
+        )
+        user.username = "bob"  # taken: the commit fails on the unique constraint
+        assert len(await stored_keys(server)) == 2
+        with pytest.raises(IntegrityError):
+            await session.commit()
+        await session.rollback()
+    assert await stored_keys(server) == {old}
+    assert await picture_key(client, alice) == old
+    assert (await client.get("/api/users/me", headers=alice.headers)).json()["username"] == "alice"
+
+
+async def test_replace_then_rollback_keeps_old_file_and_deletes_new(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await upload_picture(client, alice)
+    old = await picture_key(client, alice)
+    async with server.app.state.sessionmaker() as session:
+        user = await session.get(User, alice.id)
+        assert user is not None
+        user.image = await store_file(
+            session,
+            storage_of(server),
+            b"new picture",
+            kind="avatars",
+            extension="webp",
+            content_type="image/webp",
+        )
+        await session.flush()
+        await session.rollback()
+    assert await stored_keys(server) == {old}
+    assert await picture_key(client, alice) == old
+
+
+async def test_session_closed_without_commit_deletes_its_uploads(server: LiveServer) -> None:
+    async with server.app.state.sessionmaker() as session:
+        await store_file(
+            session,
+            storage_of(server),
+            b"never committed",
+            kind="avatars",
+            extension="webp",
+            content_type="image/webp",
+        )
+    assert await stored_keys(server) == set()
+
+
+async def test_deleting_a_user_deletes_every_file_of_theirs(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    await upload_picture(client, alice)
+    for number in range(2):
+        post = await create_post(client, alice, title=f"alice {number}")
+        await add_cover(client, alice, post["id"])
+    await create_post(client, alice, title="no cover")
+    await upload_picture(client, bob)
+    bob_cover = await add_cover(client, bob, (await create_post(client, bob))["id"])
+    bob_picture = await picture_key(client, bob)
+    assert len(await stored_keys(server)) == 5
+
+    response = await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+    assert response.status_code == 204
+    assert await stored_keys(server) == {bob_picture, bob_cover}
+
+
+async def test_deleting_a_post_deletes_its_image(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    post = await create_post(client, alice)
+    await add_cover(client, alice, post["id"])
+    await client.delete(f"/api/posts/{post['id']}", headers=alice.headers)
+    assert await stored_keys(server) == set()
+
+
+async def test_removing_pictures_deletes_files_and_restores_defaults(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await upload_picture(client, alice)
+    post = await create_post(client, alice)
+    await add_cover(client, alice, post["id"])
+    removed = await client.delete(f"/api/users/{alice.id}/picture", headers=alice.headers)
+    assert removed.status_code == 200
+    assert removed.json()["image_url"] == "/static/img/default-avatar.svg"
+    cover_removed = await client.delete(f"/api/posts/{post['id']}/image", headers=alice.headers)
+    assert cover_removed.status_code == 200
+    assert cover_removed.json()["image_url"] is None
+    assert await stored_keys(server) == set()
+
+
+async def test_gc_deletes_exactly_the_old_orphans(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await upload_picture(client, alice)
+    referenced = await picture_key(client, alice)
+    storage = storage_of(server)
+    old_orphan = "avatars/old-orphan.webp"
+    await storage.save(old_orphan, b"left behind by a crash", "image/webp")
+    await asyncio.sleep(2.5)  # S3 keeps modification times to the second
+    new_orphan = "posts/upload-in-progress.webp"
+    await storage.save(new_orphan, b"not committed yet", "image/webp")
+
+    async with server.app.state.sessionmaker() as session:
+        dry = await collect_garbage(
+            session, SQLModel.metadata, storage, older_than=timedelta(seconds=1), dry_run=True
+        )
+        assert [stored.key for stored in dry.deleted] == [old_orphan]
+        assert await stored_keys(server) == {referenced, old_orphan, new_orphan}
+        report = await collect_garbage(
+            session, SQLModel.metadata, storage, older_than=timedelta(seconds=1), dry_run=False
+        )
+    assert [stored.key for stored in report.deleted] == [old_orphan]
+    assert (report.kept_referenced, report.kept_recent) == (1, 1)
+    assert await stored_keys(server) == {referenced, new_orphan}
+
+
+async def test_storage_outage_is_503_and_the_next_request_after_it_succeeds(
+    settings: Settings,
+) -> None:
+    moto = MotoServer()
+    moto.start()
+    try:
+        bucket = moto.create_bucket()
+        s3 = settings.model_copy(
+            update={"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": moto.endpoint}
+        )
+        async with serve(s3) as live, httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+            alice = await sign_up(client, "alice")
+            await upload_picture(client, alice)
+            before = await picture_key(client, alice)
+            post = await create_post(client, alice, title="Before the outage")
+
+            moto.stop()
+            response = await upload_picture(client, alice)
+            assert response.status_code == 503
+            assert response.json() == {
+                "detail": "File storage is unavailable right now, so nothing was saved. "
+                "Please try again in a moment."
+            }
+            cover = await client.patch(
+                f"/api/posts/{post['id']}/image",
+                files={"file": ("c.jpg", pictures.jpeg(), "image/jpeg")},
+                headers=alice.headers,
+            )
+            assert cover.status_code == 503
+            assert await picture_key(client, alice) == before
+            unchanged = (await client.get(f"/api/posts/{post['id']}")).json()
+            assert unchanged["image_url"] is None
+            assert unchanged["updated_at"] == post["updated_at"]
+
+            moto.start()
+            moto.create_bucket(bucket)
+            retried = await upload_picture(client, alice)
+            assert retried.status_code == 200
+            assert key_in(retried.json()["image_url"]) != before
+    finally:
+        moto.stop()
