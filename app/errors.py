@@ -29,3 +29,10 @@ class Conflict(AppError):
     def __init__(self, detail: str, *, field: str) -> None:
         super().__init__(detail)
         self.field = field
+
+
+def human_size(size: int) -> str:
+    """A byte count for messages: "10 MB", "300 KB"."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.0f} MB"
+    return f"{size / 1024:.0f} KB"

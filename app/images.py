@@ -20,7 +20,7 @@ from fastapi import Depends, Request, UploadFile
 from PIL import Image, ImageCms, ImageOps
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import AppError
+from app.errors import AppError, human_size
 from app.storage import Storage, StoredFile, store_file
 
 MAX_PIXELS = 40_000_000
@@ -55,10 +55,6 @@ class ProcessedImage:
     extension: str = "webp"
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.0f} MB"
-
-
 async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     """The upload's bytes, read in chunks and refused once they pass `max_bytes`."""
     chunks: list[bytes] = []
@@ -66,7 +62,7 @@ async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
     while chunk := await upload.read(CHUNK_SIZE):
         total += len(chunk)
         if total > max_bytes:
-            raise UploadTooLarge(f"The file is too large. The limit is {_megabytes(max_bytes)}.")
+            raise UploadTooLarge(f"The file is too large. The limit is {human_size(max_bytes)}.")
         chunks.append(chunk)
     if total == 0:
         raise ImageRejected("The file is empty. Choose a JPEG, PNG, WebP or GIF image.")

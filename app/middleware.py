@@ -9,6 +9,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.errors import human_size
+
 # Only this origin's scripts and styles, so an injected <script> cannot run;
 # images may also come from blob: (previews of a chosen file) and data:.
 PAGE_POLICY = (
@@ -86,5 +88,6 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
     def _too_large(self) -> HTTPException:
-        limit = self.max_bytes / (1024 * 1024)
-        return HTTPException(413, f"The upload is too large. The limit is {limit:.0f} MB.")
+        return HTTPException(
+            413, f"The upload is too large. The limit is {human_size(self.max_bytes)}."
+        )

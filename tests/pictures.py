@@ -60,8 +60,7 @@ def png_with_alpha() -> bytes:
 
 def png_16_bit() -> bytes:
     """A 16-bit greyscale PNG at mid-grey (32768 of 65535)."""
-    image = Image.new("I;16", (50, 50))
-    image.paste(32768, (0, 0, 50, 50))
+    image = Image.frombytes("I;16", (50, 50), struct.pack("<H", 32768) * 2500)
     return encode(image, "PNG")
 
 

@@ -1,0 +1,350 @@
+"""Profile pictures and cover images, from upload to the stored file a browser gets."""
+
+import io
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+from PIL import Image
+
+from app.config import Settings
+from tests import pictures
+from tests.conftest import Account, LiveServer, create_post, csrf_from, page_login, serve, sign_up
+
+KEY = re.compile(r"(avatars|posts)/[A-Za-z0-9_-]+\.webp")
+
+
+async def stored_keys(server: LiveServer) -> set[str]:
+    return {stored.key async for stored in server.app.state.storage.scan()}
+
+
+async def upload(
+    client: httpx.AsyncClient, url: str, account: Account, data: bytes, filename: str = "upload.jpg"
+) -> httpx.Response:
+    # The declared type is deliberately always image/jpeg: only the bytes count.
+    files = {"file": (filename, data, "image/jpeg")}
+    return await client.patch(url, files=files, headers=account.headers)
+
+
+async def stored_image(client: httpx.AsyncClient, response: httpx.Response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    url = response.json()["image_url"]
+    assert KEY.search(url), url
+    served = await client.get(url)
+    assert served.status_code == 200
+    image = Image.open(io.BytesIO(served.content))
+    image.load()
+    return image
+
+
+def assert_clean(image: Image.Image) -> None:
+    assert image.format == "WEBP"
+    assert image.mode in ("RGB", "RGBA")
+    assert len(image.getexif()) == 0
+    assert "exif" not in image.info
+    assert "xmp" not in image.info
+    assert getattr(image, "n_frames", 1) == 1
+
+
+def close(pixel: tuple[int, ...], colour: tuple[int, ...], tolerance: int = 40) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=False))
+
+
+async def set_avatar(client: httpx.AsyncClient, account: Account, data: bytes) -> Image.Image:
+    response = await upload(client, f"/api/users/{account.id}/picture", account, data)
+    image = await stored_image(client, response)
+    assert_clean(image)
+    return image
+
+
+async def set_cover(client: httpx.AsyncClient, account: Account, data: bytes) -> Image.Image:
+    post = await create_post(client, account)
+    response = await upload(client, f"/api/posts/{post['id']}/image", account, data)
+    image = await stored_image(client, response)
+    assert_clean(image)
+    return image
+
+
+# --- accepted ------------------------------------------------------------------------
+
+
+async def test_sideways_phone_photo_is_stored_upright_without_exif_or_gps(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    avatar = await set_avatar(client, alice, pictures.jpeg_rotated_with_gps())
+    assert avatar.size == (256, 256)
+    assert close(avatar.getpixel((128, 20)), pictures.RED)
+    assert close(avatar.getpixel((128, 236)), pictures.BLUE)
+    cover = await set_cover(client, alice, pictures.jpeg_rotated_with_gps())
+    assert cover.size == (400, 600)
+    assert close(cover.getpixel((200, 50)), pictures.RED)
+
+
+async def test_cmyk_jpeg_is_converted_to_rgb(client: httpx.AsyncClient, alice: Account) -> None:
+    avatar = await set_avatar(client, alice, pictures.cmyk_jpeg())
+    assert avatar.mode == "RGB"
+    red, green, blue = avatar.getpixel((128, 128))[:3]
+    assert red > 150
+    assert green < 100
+    assert blue < 100
+
+
+async def test_progressive_jpeg_is_accepted(client: httpx.AsyncClient, alice: Account) -> None:
+    cover = await set_cover(client, alice, pictures.progressive_jpeg())
+    assert cover.size == (300, 200)
+
+
+async def test_png_alpha_is_kept(client: httpx.AsyncClient, alice: Account) -> None:
+    cover = await set_cover(client, alice, pictures.png_with_alpha())
+    assert cover.mode == "RGBA"
+    assert cover.size == (40, 40)
+    assert cover.getpixel((20, 5))[3] == 0
+    assert close(cover.getpixel((20, 35)), (*pictures.GREEN, 255))
+
+
+async def test_16_bit_png_keeps_its_tones(client: httpx.AsyncClient, alice: Account) -> None:
+    cover = await set_cover(client, alice, pictures.png_16_bit())
+    assert cover.mode == "RGB"
+    assert close(cover.getpixel((25, 25)), (128, 128, 128), tolerance=10)
+
+
+async def test_palette_png_transparency_is_kept(client: httpx.AsyncClient, alice: Account) -> None:
+    cover = await set_cover(client, alice, pictures.palette_png_with_transparency())
+    assert cover.mode == "RGBA"
+    assert cover.getpixel((15, 5))[3] == 0
+    assert close(cover.getpixel((15, 25)), (*pictures.GREEN, 255))
+
+
+async def test_animated_gif_keeps_its_first_frame(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    avatar = await set_avatar(client, alice, pictures.animated_gif())
+    assert close(avatar.getpixel((128, 128)), pictures.RED)
+
+
+async def test_webp_is_accepted(client: httpx.AsyncClient, alice: Account) -> None:
+    cover = await set_cover(client, alice, pictures.webp())
+    assert cover.size == (120, 80)
+
+
+async def test_one_pixel_image_is_accepted(client: httpx.AsyncClient, alice: Account) -> None:
+    avatar = await set_avatar(client, alice, pictures.one_pixel())
+    assert avatar.size == (256, 256)
+    assert close(avatar.getpixel((128, 128)), pictures.GREEN)
+    cover = await set_cover(client, alice, pictures.one_pixel())
+    assert cover.size == (1, 1)
+
+
+async def test_large_photo_is_scaled_down(client: httpx.AsyncClient, alice: Account) -> None:
+    photo = pictures.photo_6000x4000()
+    cover = await set_cover(client, alice, photo)
+    assert cover.size == (1600, 1067)
+    assert close(cover.getpixel((100, 500)), pictures.RED)
+    assert close(cover.getpixel((1500, 500)), pictures.BLUE)
+    avatar = await set_avatar(client, alice, photo)
+    assert avatar.size == (256, 256)
+
+
+async def test_avatar_size_follows_the_setting(settings: Settings) -> None:
+    small = settings.model_copy(update={"avatar_size": 64})
+    async with serve(small) as live, httpx.AsyncClient(base_url=live.url) as client:
+        account = await sign_up(client, "alice")
+        avatar = await set_avatar(client, account, pictures.jpeg(300, 200))
+    assert avatar.size == (64, 64)
+
+
+@pytest.mark.parametrize("filename", ["../../etc/passwd", "ü.jpg", "C:\\photos\\me.jpg"])
+async def test_the_filename_never_reaches_the_key(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account, filename: str
+) -> None:
+    url = f"/api/users/{alice.id}/picture"
+    response = await upload(client, url, alice, pictures.jpeg(), filename=filename)
+    assert response.status_code == 200
+    (key,) = await stored_keys(server)
+    assert re.fullmatch(r"avatars/[A-Za-z0-9_-]{24}\.webp", key)
+    assert key in response.json()["image_url"]
+
+
+# --- refused -------------------------------------------------------------------------
+
+REFUSED: list[tuple[str, Callable[[], bytes], int, str]] = [
+    ("zero-bytes", lambda: b"", 422, "The file is empty"),
+    (
+        "text-renamed-jpg",
+        lambda: b"just some text, not a photo\n" * 10,
+        422,
+        "not an image we accept",
+    ),
+    ("svg", pictures.svg, 422, "not an image we accept"),
+    ("truncated-jpeg", pictures.truncated_jpeg, 422, "damaged or incomplete"),
+    ("png-bomb", pictures.png_bomb, 422, "The limit is 40 million pixels"),
+    ("png-over-40-megapixels", lambda: pictures.png_bomb(8000, 6000), 422, "8000x6000"),
+    ("tiff", pictures.tiff, 422, "not an image we accept"),
+    ("bmp", pictures.bmp, 422, "not an image we accept"),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [case[1:] for case in REFUSED],
+    ids=[case[0] for case in REFUSED],
+)
+@pytest.mark.parametrize("target", ["picture", "cover"])
+async def test_refused_uploads_explain_why_and_leave_nothing(
+    server: LiveServer,
+    client: httpx.AsyncClient,
+    alice: Account,
+    target: str,
+    data: Callable[[], bytes],
+    status: int,
+    message: str,
+) -> None:
+    post = await create_post(client, alice)
+    url = (
+        f"/api/users/{alice.id}/picture"
+        if target == "picture"
+        else f"/api/posts/{post['id']}/image"
+    )
+    response = await upload(client, url, alice, data(), filename="photo.jpg")
+    assert response.status_code == status
+    assert message in response.json()["detail"]
+    assert await stored_keys(server) == set()
+    me = (await client.get("/api/users/me", headers=alice.headers)).json()
+    assert me["image_url"] == "/static/img/default-avatar.svg"
+    assert (await client.get(f"/api/posts/{post['id']}")).json() == post
+
+
+async def test_upload_over_the_limit_is_413(settings: Settings) -> None:
+    limited = settings.model_copy(update={"max_upload_bytes": 300_000})
+    async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as client:
+        alice = await sign_up(client, "alice")
+        url = f"/api/users/{alice.id}/picture"
+        # Just over the limit: read in chunks and refused once past it.
+        response = await upload(client, url, alice, b"\xff" * 300_001)
+        assert response.status_code == 413
+        assert response.json() == {"detail": "The file is too large. The limit is 293 KB."}
+        # A declared Content-Length far over the limit is refused before the body is read.
+        declared = await upload(client, url, alice, b"\xff" * 2_000_000)
+        assert declared.status_code == 413
+        assert "too large" in declared.json()["detail"]
+        assert {stored async for stored in live.app.state.storage.scan()} == set()
+
+
+async def test_picture_routes_check_row_then_owner(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    data = pictures.jpeg()
+    assert (await upload(client, "/api/users/999/picture", alice, data)).status_code == 404
+    assert (await upload(client, f"/api/users/{bob.id}/picture", alice, data)).status_code == 403
+    post = await create_post(client, bob)
+    url = f"/api/posts/{post['id']}/image"
+    assert (await upload(client, url, alice, data)).status_code == 403
+    assert (await upload(client, "/api/posts/999/image", alice, data)).status_code == 404
+    anonymous = await client.patch(url, files={"file": ("a.jpg", data, "image/jpeg")})
+    assert anonymous.status_code == 401
+    missing_file = await client.patch(url, headers=bob.headers)
+    assert missing_file.status_code == 422
+
+
+# --- through the forms ------------------------------------------------------------------
+
+
+async def account_form_upload(browser: httpx.AsyncClient, data: bytes) -> httpx.Response:
+    page = await browser.get("/account")
+    username = re.search(r'name="username" type="text" value="([^"]*)"', page.text)
+    email = re.search(r'name="email" type="email" value="([^"]*)"', page.text)
+    assert username
+    assert email
+    return await browser.post(
+        "/account",
+        data={"csrf_token": csrf_from(page.text), "username": username[1], "email": email[1]},
+        files={"picture": ("me.jpg", data, "image/jpeg")},
+    )
+
+
+async def test_profile_picture_through_the_account_form(
+    server: LiveServer, browser: httpx.AsyncClient, alice: Account
+) -> None:
+    await page_login(browser, alice.email)
+    uploaded = await account_form_upload(browser, pictures.jpeg(400, 300))
+    assert uploaded.status_code == 303
+    page = (await browser.get("/account")).text
+    (first,) = await stored_keys(server)
+    assert f'src="/media/{first}" width="96" height="96"' in page
+    assert "Remove picture" in page
+
+    replaced = await account_form_upload(browser, pictures.webp())
+    assert replaced.status_code == 303
+    (second,) = await stored_keys(server)
+    assert second != first
+    home = (await browser.get("/")).text
+    assert f'src="/media/{second}" width="28" height="28"' in home
+
+    page = (await browser.get("/account")).text
+    removed = await browser.post("/account/picture/delete", data={"csrf_token": csrf_from(page)})
+    assert removed.status_code == 303
+    page = (await browser.get("/account")).text
+    assert "Your profile picture is removed." in page
+    assert 'src="/static/img/default-avatar.svg"' in page
+    assert await stored_keys(server) == set()
+
+
+async def test_refused_picture_re_renders_the_account_form(
+    server: LiveServer, browser: httpx.AsyncClient, alice: Account
+) -> None:
+    await page_login(browser, alice.email)
+    response = await account_form_upload(browser, pictures.svg())
+    assert response.status_code == 422
+    assert 'id="picture-note">This file is not an image we accept.' in response.text
+    assert await stored_keys(server) == set()
+
+
+async def test_cover_image_through_the_post_forms(
+    server: LiveServer, browser: httpx.AsyncClient, alice: Account
+) -> None:
+    await page_login(browser, alice.email)
+    form = await browser.get("/posts/new")
+    assert 'enctype="multipart/form-data"' in form.text
+    created = await browser.post(
+        "/posts/new",
+        data={"csrf_token": csrf_from(form.text), "title": "With a cover", "content": "Text"},
+        files={"image": ("cover.jpg", pictures.jpeg(800, 400), "image/jpeg")},
+    )
+    assert created.status_code == 303
+    post_url = created.headers["location"]
+    (cover,) = await stored_keys(server)
+    page = (await browser.get(post_url)).text
+    assert f'src="/media/{cover}" width="800"\n        height="400"' in page
+
+    edit = await browser.get(f"{post_url}/edit")
+    removed = await browser.post(
+        f"{post_url}/edit",
+        data={
+            "csrf_token": csrf_from(edit.text),
+            "title": "With a cover",
+            "content": "Text",
+            "remove_image": "true",
+        },
+        files={"image": ("", b"", "application/octet-stream")},
+    )
+    assert removed.status_code == 303
+    assert "/media/" not in (await browser.get(post_url)).text
+    assert await stored_keys(server) == set()
+
+
+async def test_new_post_with_a_bad_image_keeps_the_text_and_saves_nothing(
+    server: LiveServer, browser: httpx.AsyncClient, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await page_login(browser, alice.email)
+    form = await browser.get("/posts/new")
+    response = await browser.post(
+        "/posts/new",
+        data={"csrf_token": csrf_from(form.text), "title": "Kept", "content": "Kept text"},
+        files={"image": ("cover.jpg", pictures.truncated_jpeg(), "image/jpeg")},
+    )
+    assert response.status_code == 422
+    assert 'id="image-note">The image could not be read' in response.text
+    assert 'value="Kept"' in response.text
+    assert (await client.get("/api/posts")).json()["total"] == 0
+    assert await stored_keys(server) == set()
