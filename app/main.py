@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.images.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -1,0 +1,273 @@
+"""Image pipeline benchmarks, side by side in one run: `python bench/images.py`.
+
+1. Avatar from a 12-megapixel JPEG: this app's pipeline against a
+   straightforward one (open, exif_transpose, ImageOps.fit at full size, save),
+   same process, same input, alternating runs.
+2. Event-loop stall: p99 latency of GET /health while four 12-megapixel
+   uploads are processed at once, against the same server idle.
+3. Peak memory (RSS) of the server process during one 10 MB upload, above idle.
+
+The server is the real app under uvicorn, one worker, SQLite and local media
+in a temporary directory. Figures vary between machines; the ratios are what
+to compare.
+"""
+
+import asyncio
+import io
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.images import process  # noqa: E402
+
+PASSWORD = "benchmark-password"
+
+
+def photo(width: int, height: int, quality: int) -> bytes:
+    """A photo-like JPEG: smooth gradients under fine grain, which compresses like a photo."""
+    gradient = Image.linear_gradient("L").resize((width, height))
+    noise = Image.effect_noise((width, height), 48)
+    red = Image.blend(gradient, noise, 0.35)
+    green = Image.blend(gradient.transpose(Image.Transpose.FLIP_LEFT_RIGHT), noise, 0.35)
+    blue = Image.blend(gradient.transpose(Image.Transpose.FLIP_TOP_BOTTOM), noise, 0.35)
+    image = Image.merge("RGB", (red, green, blue))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    output = io.BytesIO()
+    image.save(output, "JPEG", quality=quality, exif=exif)
+    return output.getvalue()
+
+
+def straightforward_avatar(data: bytes, size: int) -> bytes:
+    image = Image.open(io.BytesIO(data))
+    image = ImageOps.exif_transpose(image)
+    image = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
+    output = io.BytesIO()
+    image.save(output, "WEBP", quality=82)
+    return output.getvalue()
+
+
+def bench_pipeline(data: bytes, rounds: int = 5) -> dict[str, float]:
+    ours, naive = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        process(io.BytesIO(data), "avatar", 256)
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        straightforward_avatar(data, 256)
+        naive.append(time.perf_counter() - started)
+    return {"ours": statistics.median(ours), "naive": statistics.median(naive)}
+
+
+# --- the real server ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server() -> Iterator[tuple[str, int]]:
+    workdir = Path(tempfile.mkdtemp(prefix="blog-bench-"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "MEDIA_ROOT": str(workdir / "media"),
+        "SECRET_KEY": "benchmark-secret-key-benchmark-secret-key",
+    }
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(  # noqa: S603
+        [str(bin_dir / "alembic"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    server = subprocess.Popen(  # noqa: S603
+        [
+            str(bin_dir / "uvicorn"),
+            "app.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url, server.pid
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def sign_up(client: httpx.AsyncClient) -> tuple[dict[str, str], int]:
+    await client.post(
+        "/api/users",
+        json={"username": "bench", "email": "bench@example.com", "password": PASSWORD},
+    )
+    token = await client.post(
+        "/api/users/token", data={"username": "bench@example.com", "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    post = await client.post("/api/posts", json={"title": "t", "content": "c"}, headers=headers)
+    return headers, int(post.json()["id"])
+
+
+def p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98]
+
+
+async def health_latencies(
+    client: httpx.AsyncClient, stop: asyncio.Event, minimum: int
+) -> list[float]:
+    latencies: list[float] = []
+    while not stop.is_set() or len(latencies) < minimum:
+        started = time.perf_counter()
+        await client.get("/health")
+        latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.002)
+    return latencies
+
+
+def upload_four_at_once(url: str, headers: dict[str, str], post_id: int, data: bytes) -> None:
+    """Runs in its own process, so that the sampler's timings are not the uploader's."""
+
+    async def uploads(client: httpx.AsyncClient) -> None:
+        files = {"file": ("photo.jpg", data, "image/jpeg")}
+        for _ in range(2):
+            response = await client.patch(
+                f"/api/posts/{post_id}/image", files=files, headers=headers
+            )
+            response.raise_for_status()
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            await asyncio.gather(*(uploads(client) for _ in range(4)))
+
+    asyncio.run(run())
+
+
+async def bench_stall(url: str, data: bytes) -> dict[str, float]:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        headers, post_id = await sign_up(client)
+        files = {"file": ("photo.jpg", data, "image/jpeg")}
+        await client.patch(f"/api/posts/{post_id}/image", files=files, headers=headers)
+
+        done = asyncio.Event()
+        done.set()
+        idle = await health_latencies(client, done, minimum=400)
+
+        busy = asyncio.Event()
+        uploader = multiprocessing.get_context("spawn").Process(
+            target=upload_four_at_once, args=(url, headers, post_id, data)
+        )
+        sampler = asyncio.create_task(health_latencies(client, busy, minimum=100))
+        uploader.start()
+        await asyncio.to_thread(uploader.join)
+        busy.set()
+        loaded = await sampler
+        if uploader.exitcode != 0:
+            raise RuntimeError("the uploads failed")
+    return {"idle_p99": p99(idle), "loaded_p99": p99(loaded), "samples": len(loaded)}
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise LookupError(field)
+
+
+def reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # Linux: restart VmHWM from now
+
+
+async def bench_memory(url: str, pid: int, data: bytes) -> dict[str, float]:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        headers, post_id = await sign_up(client)
+        small = {"file": ("warm.jpg", photo(800, 600, 90), "image/jpeg")}
+        await client.patch(f"/api/posts/{post_id}/image", files=small, headers=headers)
+        await asyncio.sleep(0.5)
+        idle = rss_kib(pid, "VmRSS")
+        reset_peak_rss(pid)
+        files = {"file": ("big.jpg", data, "image/jpeg")}
+        response = await client.patch(f"/api/posts/{post_id}/image", files=files, headers=headers)
+        response.raise_for_status()
+        peak = rss_kib(pid, "VmHWM")
+    return {"idle_mib": idle / 1024, "peak_mib": peak / 1024, "delta_mib": (peak - idle) / 1024}
+
+
+def ten_megabyte_photo() -> bytes:
+    """A 12-megapixel photo just under the 10 MiB upload limit."""
+    for quality in (98, 97, 96, 95, 93, 90):
+        data = photo(4000, 3000, quality)
+        if len(data) <= 10 * 1024 * 1024:
+            return data
+    return data
+
+
+def main() -> None:
+    twelve_mp = photo(4000, 3000, 90)
+    big = ten_megabyte_photo()
+    print(f"inputs: 12 MP JPEG {len(twelve_mp) / 1e6:.1f} MB; 10 MB upload {len(big) / 1e6:.1f} MB")
+
+    pipeline = bench_pipeline(twelve_mp)
+    with running_server() as (url, _pid):
+        stall = asyncio.run(bench_stall(url, twelve_mp))
+    with running_server() as (url, pid):
+        memory = asyncio.run(bench_memory(url, pid, big))
+
+    rows = [
+        ("avatar from 12 MP JPEG: this pipeline", f"{pipeline['ours'] * 1000:.0f} ms", ""),
+        ("avatar from 12 MP JPEG: straightforward", f"{pipeline['naive'] * 1000:.0f} ms", ""),
+        ("  ratio (target <= 0.40)", f"{pipeline['ours'] / pipeline['naive']:.2f}x", ""),
+        ("GET /health p99, idle", f"{stall['idle_p99'] * 1000:.1f} ms", ""),
+        (
+            "GET /health p99, 4 uploads of 12 MP",
+            f"{stall['loaded_p99'] * 1000:.1f} ms",
+            f"{stall['samples']:.0f} samples",
+        ),
+        ("  ratio (target <= 3.0)", f"{stall['loaded_p99'] / stall['idle_p99']:.2f}x", ""),
+        ("server RSS, idle", f"{memory['idle_mib']:.0f} MiB", ""),
+        ("server RSS, peak during one 10 MB upload", f"{memory['peak_mib']:.0f} MiB", ""),
+        ("  above idle (target <= 64 MiB)", f"{memory['delta_mib']:.0f} MiB", ""),
+    ]
+    width = max(len(row[0]) for row in rows)
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>10}  {note}")
+
+
+if __name__ == "__main__":
+    main()
