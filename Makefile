@@ -1,10 +1,14 @@
 # `make run`  - install, migrate, seed demo data, serve http://127.0.0.1:8000
-# `make test` - install with dev tools, then ruff, mypy and the whole test suite
+# `make test` - install with dev tools, then ruff, mypy and the whole test suite on
+#               both stacks: SQLite + local media, then PostgreSQL + S3 (moto_server)
+#               `make test LEG=sqlite` or `LEG=postgres` runs one;
+#               `PYTEST_ARGS="-k images -x"` passes options to pytest
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+LEG ?= all
 
 .PHONY: run test lint install install-dev migrate seed
 
@@ -38,4 +42,4 @@ lint: install-dev
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.legs --leg $(LEG) -- $(PYTEST_ARGS)

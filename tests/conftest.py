@@ -1,8 +1,9 @@
 """Fixtures: every test gets its own migrated database and a real server on 127.0.0.1."""
 
 import asyncio
+import os
 import re
-import shutil
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,13 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from alembic import command
-from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.main import create_app
+from tests.databases import Databases, PostgresDatabases, SqliteDatabases
 from tests.s3server import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,30 +25,41 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "correct horse battery"
 
 
-def migrate(database_url: str, revision: str = "head") -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", database_url)
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, revision)
-
-
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One database migrated with Alembic; each test gets a copy of the file."""
-    path = tmp_path_factory.mktemp("template") / "blog.db"
-    migrate(f"sqlite+aiosqlite:///{path}")
-    return path
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """SQLite files, or databases on the PostgreSQL server named by TEST_DATABASE_URL."""
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if admin_url:
+        made: Databases = PostgresDatabases(admin_url)
+    else:
+        made = SqliteDatabases(tmp_path_factory.mktemp("databases"))
+    yield made
+    made.drop_all()
 
 
 @pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path) -> Settings:
-    database = tmp_path / "blog.db"
-    shutil.copy(migrated_template, database)
+def database_url(databases: Databases) -> str:
+    """A database of the test's own, migrated to the latest revision."""
+    return databases.migrated()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Settings:
+    """The test's settings: its own database, and local media or (on the PostgreSQL
+    leg) a prefix of its own in the S3 bucket."""
+    storage: dict[str, object] = {"media_root": tmp_path / "media"}
+    if os.environ.get("TEST_S3_ENDPOINT_URL"):
+        storage |= {
+            "storage_backend": "s3",
+            "s3_endpoint_url": os.environ["TEST_S3_ENDPOINT_URL"],
+            "s3_bucket": os.environ["TEST_S3_BUCKET"],
+            "s3_prefix": f"test-{secrets.token_hex(6)}",
+        }
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite+aiosqlite:///{database}",
+        database_url=database_url,
         secret_key=TEST_SECRET,
-        media_root=tmp_path / "media",
+        **storage,  # type: ignore[arg-type]
     )
 
 
@@ -203,7 +214,12 @@ async def browser(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
-    """One moto_server for the session; each test that uses it gets its own bucket."""
+    """A moto_server (the PostgreSQL leg's, or one for the session); tests take
+    buckets of their own on it."""
+    endpoint = os.environ.get("TEST_S3_ENDPOINT_URL")
+    if endpoint:
+        yield MotoServer(endpoint=endpoint)
+        return
     server = MotoServer()
     server.start()
     yield server
@@ -214,7 +230,7 @@ def moto() -> Iterator[MotoServer]:
 def storage_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     """The test's settings on each storage backend in turn."""
     if request.param == "local":
-        return settings
+        return settings.model_copy(update={"storage_backend": "local"})
     moto: MotoServer = request.getfixturevalue("moto")
     return settings.model_copy(
         update={

@@ -27,9 +27,10 @@ def free_port() -> int:
 
 
 class MotoServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+    def __init__(self, endpoint: str | None = None) -> None:
+        """A new server on a free port, or (with `endpoint`) one already running."""
+        self.port = int(endpoint.rsplit(":", 1)[1]) if endpoint else free_port()
+        self.endpoint = endpoint or f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -1,6 +1,6 @@
 """`python -m app seed` and `python -m app create-user`."""
 
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,17 +10,15 @@ from app.config import get_settings
 
 
 @pytest.fixture
-def database(tmp_path: Path, migrated_template: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "blog.db"
-    shutil.copy(migrated_template, path)
+def database(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.setenv("DATABASE_URL", database_url)
     get_settings.cache_clear()
-    yield path
+    yield database_url
     get_settings.cache_clear()
 
 
-def test_seed_adds_demo_data_once(database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_adds_demo_data_once(database: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seed"]) == 0
     first = capsys.readouterr().out
     assert f"Seeded {len(DEMO_USERS)} users and" in first
@@ -30,7 +28,7 @@ def test_seed_adds_demo_data_once(database: Path, capsys: pytest.CaptureFixture[
 
 
 def test_create_user_then_duplicate_is_refused(
-    database: Path, capsys: pytest.CaptureFixture[str]
+    database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = [
         "create-user",
@@ -48,7 +46,7 @@ def test_create_user_then_duplicate_is_refused(
 
 
 def test_create_user_with_bad_email_explains_why(
-    database: Path, capsys: pytest.CaptureFixture[str]
+    database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["create-user", "--username", "x", "--email", "nope", "--password", "s3cret-pass"]
     assert main(args) == 1

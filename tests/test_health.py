@@ -3,12 +3,12 @@
 import asyncio
 import time
 from collections.abc import Awaitable
-from pathlib import Path
 
 import httpx
 
 from app.config import Settings
-from tests.conftest import PASSWORD, TEST_SECRET, Account, serve
+from tests.conftest import PASSWORD, Account, serve
+from tests.databases import Databases
 
 
 async def test_health_reports_ok_after_a_database_round_trip(client: httpx.AsyncClient) -> None:
@@ -17,13 +17,11 @@ async def test_health_reports_ok_after_a_database_round_trip(client: httpx.Async
     assert response.json() == {"status": "ok"}
 
 
-async def test_health_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'blog.db'}",
-        secret_key=TEST_SECRET,
-    )
-    async with serve(settings) as live, httpx.AsyncClient(base_url=live.url) as client:
+async def test_health_is_503_when_the_database_is_unreachable(
+    settings: Settings, databases: Databases
+) -> None:
+    unreachable = settings.model_copy(update={"database_url": databases.unreachable()})
+    async with serve(unreachable) as live, httpx.AsyncClient(base_url=live.url) as client:
         response = await client.get("/health")
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable."}

@@ -1,19 +1,16 @@
 """Alembic migrations build exactly the schema the models declare."""
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from app.db import create_engine
-from tests.conftest import ROOT, migrate
+from tests.databases import Databases, downgrade, migrate
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -32,21 +29,18 @@ async def _schema_report(database_url: str) -> tuple[list[Any], set[str]]:
     return differences, tables
 
 
-def test_upgrade_head_on_empty_database_matches_the_models(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'blog.db'}"
+def test_upgrade_head_on_empty_database_matches_the_models(databases: Databases) -> None:
+    url = databases.empty()
     migrate(url)
     differences, tables = asyncio.run(_schema_report(url))
     assert differences == []
     assert {"users", "posts", "alembic_version"} <= tables
 
 
-def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'blog.db'}"
+def test_downgrade_to_base_and_upgrade_again(databases: Databases) -> None:
+    url = databases.empty()
     migrate(url)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", url)
-    config.attributes["configure_logging"] = False
-    command.downgrade(config, "base")
+    downgrade(url, "base")
     assert asyncio.run(_schema_report(url))[1] == {"alembic_version"}
     migrate(url)
     assert asyncio.run(_schema_report(url))[0] == []
