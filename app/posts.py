@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.errors import Forbidden, NotFound
 from app.images import ProcessedImage, save_image
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
-from app.storage import Storage
+from app.storage import Storage, StoredFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,10 @@ def ensure_author(post: Post, user: User) -> None:
         raise Forbidden("Only the author can change this post.")
 
 
-async def create_post(session: AsyncSession, author: User, data: PostCreate) -> Post:
-    post = Post.model_validate(data, update={"user_id": author.id})
+async def create_post(
+    session: AsyncSession, author: User, data: PostCreate, *, image: StoredFile | None = None
+) -> Post:
+    post = Post.model_validate(data, update={"user_id": author.id, "image": image})
     post.updated_at = post.date_posted
     # Setting the relationship from an object we hold means no query is needed
     # to serialise post.author afterwards.

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from app import posts, users
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
+from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge, save_image
 from app.models import Post, PostCreate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.posts import PostPage
@@ -117,9 +117,10 @@ async def create_post(
     data, cover, errors = await _validate(images, values, upload)
     if data is None:
         return _post_form(request, None, values, errors)
-    post = await posts.create_post(session, user, data)
+    stored = None
     if upload and cover:
-        await posts.set_image(session, storage, post, cover, upload.filename)
+        stored = await save_image(session, storage, cover, kind="posts", filename=upload.filename)
+    post = await posts.create_post(session, user, data, image=stored)
     return redirect(request, f"/posts/{post.id}", "Your post is published.")
 
 

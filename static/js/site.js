@@ -70,15 +70,16 @@ document.addEventListener("submit", (event) => {
     progress.value = Math.round((e.loaded / e.total) * 100);
   });
   request.addEventListener("load", () => {
-    // A redirect (post/redirect/get) was followed: go to where it led.
-    if (request.responseURL && request.responseURL !== form.action) {
-      window.location.assign(request.responseURL);
-      return;
-    }
-    // The form came back with messages: show that page in place of this one.
+    // Show the page the server answered with: after a redirect (post/redirect/get)
+    // the page it led to, with its flash message; else the form with its messages.
+    // The request has already fetched it, so it is shown rather than loaded again.
     const page = new DOMParser().parseFromString(request.responseText, "text/html");
+    if (request.responseURL && request.responseURL !== window.location.href) {
+      window.history.replaceState(null, "", request.responseURL);
+    }
     document.title = page.title;
     document.body.replaceWith(page.body);
+    window.scrollTo(0, 0);
   });
   request.addEventListener("error", () => form.submit());
   if (button) button.setAttribute("aria-busy", "true");

@@ -1,0 +1,186 @@
+"""The site in a real browser (Debian's Chromium, driven by Playwright), with
+JavaScript on and with it off, against the real server on 127.0.0.1."""
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from app.config import Settings
+from tests import pictures
+from tests.conftest import PASSWORD, LiveServer, create_post, sign_up
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+AVATAR_URL = re.compile(r".*avatars/[A-Za-z0-9_-]+\.webp.*")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed; CI must run the browser tests.")
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "avatar": (tmp_path / "me.jpg", pictures.jpeg_rotated_with_gps()),
+        "cover": (tmp_path / "cover.png", pictures.png_with_alpha()),
+    }
+    for path, data in files.values():
+        path.write_bytes(data)
+    return {name: path for name, (path, _data) in files.items()}
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def register_and_log_in(page: Page, base: str) -> None:
+    await page.goto(f"{base}/register")
+    await page.fill("#username", "dora")
+    await page.fill("#email", "dora@example.com")
+    await page.fill("#password", PASSWORD)
+    await page.fill("#confirm_password", PASSWORD)
+    await page.click("button:has-text('Register')")
+    await expect(page.locator(".flash")).to_contain_text("Your account is ready")
+    assert page.url == f"{base}/login"
+    await page.fill("#email", "dora@example.com")
+    await page.fill("#password", PASSWORD)
+    await page.click("form.form button[type=submit]")
+    await expect(page.locator(".flash")).to_contain_text("Welcome back, dora!")
+
+
+async def upload_avatar(page: Page, base: str, avatar: Path, settings: Settings) -> None:
+    await page.goto(f"{base}/account")
+    await page.set_input_files("#picture", str(avatar))
+    await page.click("form.form button[type=submit]")
+    await expect(page.locator(".flash")).to_contain_text("Your account is updated.")
+    shown = page.locator(".profile-header img.avatar")
+    await expect(shown).to_have_attribute("src", AVATAR_URL)
+    await expect(shown).to_have_js_property("naturalWidth", settings.avatar_size)
+    await expect(shown).to_have_js_property("naturalHeight", settings.avatar_size)
+
+
+async def write_post(page: Page, base: str, cover: Path) -> str:
+    await page.goto(f"{base}/posts/new")
+    await page.fill("#title", "Seen in a browser")
+    await page.fill("#content", "Written through the form.")
+    await page.set_input_files("#image", str(cover))
+    await page.click("button:has-text('Publish')")
+    await expect(page.locator(".flash")).to_contain_text("Your post is published.")
+    cover_image = page.locator("article.post img.cover")
+    await expect(cover_image).to_have_js_property("naturalWidth", 40)
+    return page.url
+
+
+async def more_posts_by_someone_else(server: LiveServer, count: int) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        other = await sign_up(client, "erin")
+        for number in range(count):
+            await create_post(client, other, title=f"Newer post {number}")
+
+
+async def edit_delete_log_out(page: Page, base: str, post_url: str, javascript: bool) -> None:
+    await page.goto(post_url)
+    await page.click("a:has-text('Edit')")
+    await page.fill("#title", "Edited in a browser")
+    await page.click("button:has-text('Save changes')")
+    await expect(page.locator("h1.post-title")).to_have_text("Edited in a browser")
+    if javascript:
+        page.once("dialog", lambda dialog: dialog.accept())
+    await page.click("button:has-text('Delete')")
+    await expect(page.locator(".flash")).to_contain_text("Your post is deleted.")
+    assert page.url == f"{base}/"
+    await page.click("button:has-text('Log out')")
+    await expect(page.locator(".flash")).to_contain_text("You are logged out.")
+    await expect(page.locator("nav a:has-text('Log in')")).to_be_visible()
+
+
+async def test_whole_flow_with_javascript(
+    browser: Browser, server: LiveServer, app_settings: Settings, images: dict[str, Path]
+) -> None:
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    base = server.url
+    await register_and_log_in(page, base)
+
+    await page.goto(f"{base}/account")
+    await page.set_input_files("#picture", str(images["avatar"]))
+    # The chosen picture is previewed before it is sent.
+    await expect(page.locator("#picture-preview")).to_be_visible()
+    await page.click("form.form button[type=submit]")
+    await expect(page.locator(".flash")).to_contain_text("Your account is updated.")
+    avatar = page.locator(".profile-header img.avatar")
+    await expect(avatar).to_have_js_property("naturalWidth", app_settings.avatar_size)
+    await expect(avatar).to_have_js_property("naturalHeight", app_settings.avatar_size)
+    await screenshot(page, "account")
+
+    post_url = await write_post(page, base, images["cover"])
+    await screenshot(page, "post")
+    await more_posts_by_someone_else(server, app_settings.posts_per_page)
+
+    await page.goto(f"{base}/")
+    await expect(page.locator("article.post-card")).to_have_count(app_settings.posts_per_page)
+    await expect(page.locator("text=Seen in a browser")).to_have_count(0)
+    await page.click("a:has-text('Load more')")
+    # Loaded in place: same page, one more card, and no more "Load more".
+    await expect(page.locator("text=Seen in a browser")).to_be_visible()
+    await expect(page.locator("article.post-card")).to_have_count(app_settings.posts_per_page + 1)
+    await expect(page.locator("a:has-text('Load more')")).to_have_count(0)
+    assert page.url == f"{base}/"
+    await screenshot(page, "home")
+
+    await edit_delete_log_out(page, base, post_url, javascript=True)
+    await page.goto(f"{base}/posts/999999")
+    await expect(page.locator("h1")).to_have_text("Page not found")
+    await screenshot(page, "error")
+    await context.close()
+
+
+async def test_whole_flow_without_javascript(
+    browser: Browser, server: LiveServer, app_settings: Settings, images: dict[str, Path]
+) -> None:
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    base = server.url
+    await register_and_log_in(page, base)
+    await upload_avatar(page, base, images["avatar"], app_settings)
+    post_url = await write_post(page, base, images["cover"])
+    await more_posts_by_someone_else(server, app_settings.posts_per_page)
+
+    await page.goto(f"{base}/")
+    await expect(page.locator("text=Seen in a browser")).to_have_count(0)
+    await page.click("a:has-text('Load more')")
+    # Without JavaScript the link is an ordinary link to the next page.
+    assert page.url == f"{base}/?page=2"
+    await expect(page.locator("text=Seen in a browser")).to_be_visible()
+    await expect(page.locator("a:has-text('Load more')")).to_have_count(0)
+
+    await edit_delete_log_out(page, base, post_url, javascript=False)
+    await context.close()
