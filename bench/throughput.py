@@ -1,0 +1,298 @@
+"""Throughput of the blog against the ceiling, in one run: `python bench/throughput.py`.
+
+1. Seeds a fresh SQLite database: 50 users, 1,000 posts.
+2. Counts the SQL statements each route runs (in-process, same database).
+3. Starts the blog with uvicorn (uvloop, httptools), one worker, and the
+   ceiling (bench/ceiling.py: static bodies of the same sizes) the same way.
+4. Loads each route on both, alternately, at 32 connections for a fixed time,
+   with wrk where it is installed (Debian: apt-get install wrk), else with a
+   small asyncio HTTP/1.1 client that measures the same figures.
+5. Prints req/s, p50 and p99 per route and the ratio to the ceiling.
+
+Options: --duration SECONDS (default 5), --connections N (default 32),
+--client wrk|python.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.config import Settings  # noqa: E402
+from app.db import create_engine, create_sessionmaker  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.models import Post, User, utcnow  # noqa: E402
+from app.security import _hasher  # noqa: E402
+
+SECRET = "benchmark-secret-key-benchmark-secret-key"
+USERS, POSTS = 50, 1000
+ROUTES = ["/", "/posts/500", "/users/25/posts", "/api/posts", "/api/posts/500", "/health"]
+ROUTE_NAMES = {
+    "/": "/",
+    "/posts/500": "/posts/{id}",
+    "/users/25/posts": "/users/{id}/posts",
+    "/api/posts": "/api/posts",
+    "/api/posts/500": "/api/posts/{id}",
+    "/health": "/health",
+}
+
+
+@dataclass
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+# --- database ------------------------------------------------------------------------
+
+
+def migrate(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET}
+    alembic = Path(sys.executable).with_name("alembic")
+    subprocess.run(  # noqa: S603
+        [str(alembic), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+async def seed(database_url: str) -> None:
+    engine = create_engine(database_url)
+    password_hash = _hasher.hash("benchmark-password")
+    async with create_sessionmaker(engine)() as session, session.begin():
+        users = [
+            User(username=f"user{n}", email=f"user{n}@example.com", password_hash=password_hash)
+            for n in range(USERS)
+        ]
+        session.add_all(users)
+        await session.flush()
+        start = utcnow() - timedelta(days=POSTS)
+        for n in range(POSTS):
+            author = users[n % USERS]
+            assert author.id is not None
+            posted = start + timedelta(hours=n)
+            paragraph = f"Post {n} by {author.username}. " + "Some words about async Python. " * 12
+            session.add(
+                Post(
+                    title=f"Post number {n}",
+                    content=paragraph,
+                    user_id=author.id,
+                    date_posted=posted,
+                    updated_at=posted,
+                )
+            )
+    await engine.dispose()
+
+
+async def count_statements(settings: Settings) -> dict[str, int]:
+    app = create_app(settings)
+    counts: dict[str, int] = {}
+    async with app.router.lifespan_context(app):
+        statements: list[str] = []
+
+        def record(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for route in ROUTES:
+                await client.get(route)  # warm: connect, compile, cache
+                statements.clear()
+                response = await client.get(route)
+                response.raise_for_status()
+                counts[route] = len(statements)
+    return counts
+
+
+# --- servers -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def uvicorn(target: str, env: dict[str, str], factory: bool = False) -> Iterator[str]:
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("uvicorn")),
+        target,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    if factory:
+        command.append("--factory")
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})  # noqa: S603
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/health")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{target} did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+# --- load generators -----------------------------------------------------------------
+
+
+def _wrk_ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def load_with_wrk(url: str, connections: int, duration: int) -> Load:
+    output = subprocess.run(  # noqa: S603
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"{url} answered with errors:\n{output}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    p50 = _wrk_ms(re.search(r"\s50%\s+(\S+)", output)[1])  # type: ignore[index]
+    p99 = _wrk_ms(re.search(r"\s99%\s+(\S+)", output)[1])  # type: ignore[index]
+    return Load(rate, p50, p99)
+
+
+async def _python_load(url: str, connections: int, duration: int) -> Load:
+    parts = httpx.URL(url)
+    request = f"GET {parts.raw_path.decode()} HTTP/1.1\r\nHost: {parts.host}\r\n\r\n".encode()
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(parts.host, parts.port)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"{url}: {head[:40]!r}")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head)[1])  # type: ignore[index]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return Load(len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000)
+
+
+def load_with_python(url: str, connections: int, duration: int) -> Load:
+    return asyncio.run(_python_load(url, connections, duration))
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
+    )
+    options = parser.parse_args()
+    load = load_with_wrk if options.client == "wrk" else load_with_python
+
+    workdir = Path(tempfile.mkdtemp(prefix="blog-throughput-"))
+    database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "MEDIA_ROOT": str(workdir / "media")}
+    try:
+        migrate(database_url)
+        asyncio.run(seed(database_url))
+        settings = Settings(
+            _env_file=None,
+            database_url=database_url,
+            secret_key=SECRET,  # type: ignore[call-arg]
+            media_root=workdir / "media",
+        )
+        statements = asyncio.run(count_statements(settings))
+
+        results: dict[str, tuple[Load, Load]] = {}
+        with uvicorn("app.main:create_app", env, factory=True) as blog:
+            spec = {}
+            for route in ROUTES:
+                response = httpx.get(blog + route)
+                response.raise_for_status()
+                spec[route] = [len(response.content), response.headers["content-type"]]
+            spec_file = workdir / "ceiling.json"
+            spec_file.write_text(json.dumps(spec))
+            with uvicorn("bench.ceiling:app", {"BENCH_CEILING_SPEC": str(spec_file)}) as ceiling:
+                for route in ROUTES:
+                    app_load = load(blog + route, options.connections, options.duration)
+                    ceiling_load = load(ceiling + route, options.connections, options.duration)
+                    results[route] = (app_load, ceiling_load)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"client: {options.client}, {options.connections} connections, "
+        f"{options.duration} s per route and server; one uvicorn worker; SQLite, "
+        f"{USERS} users, {POSTS} posts"
+    )
+    header = (
+        f"{'route':<20}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'ceiling':>10}{'ratio':>8}{'SQL/req':>9}  body"
+    )
+    print(header)
+    print("-" * len(header))
+    for route in ROUTES:
+        blog_load, ceiling_load = results[route]
+        ratio = blog_load.requests_per_second / ceiling_load.requests_per_second
+        print(
+            f"{ROUTE_NAMES[route]:<20}{blog_load.requests_per_second:>9.0f}"
+            f"{blog_load.p50_ms:>9.1f}{blog_load.p99_ms:>9.1f}"
+            f"{ceiling_load.requests_per_second:>10.0f}{ratio:>7.1%} {statements[route]:>8}"
+            f"  {spec[route][0]} B"
+        )
+
+
+if __name__ == "__main__":
+    main()
