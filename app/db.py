@@ -17,10 +17,16 @@ from app.storage.lifecycle import FileSession
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    engine = create_async_engine(database_url, pool_pre_ping=False)
-    if engine.dialect.name == "sqlite":
+    if database_url.startswith("sqlite"):
+        # Every session ends its transaction itself (commit, or rollback on
+        # error and on close), so the pool's extra rollback when a connection
+        # comes back is a wasted trip to aiosqlite's thread on every request.
+        engine = create_async_engine(database_url, pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
-    return engine
+        return engine
+    # PostgreSQL: a connection the server closed (restart, failover) is
+    # replaced on checkout instead of failing the request.
+    return create_async_engine(database_url, pool_pre_ping=True)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

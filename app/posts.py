@@ -3,9 +3,11 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, bindparam
 from sqlalchemy.orm import selectinload
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from app.errors import Forbidden, NotFound
 from app.images import ProcessedImage, save_image
@@ -25,34 +27,55 @@ class PostPage:
         return self.skip + len(self.posts) < self.total
 
 
+# The statements are built once, at import, with bound parameters for what
+# changes per request. Building a select() with its options and ordering costs
+# more CPU than SQLAlchemy's cached compilation of it; reusing it costs nothing.
+# selectinload fetches every author of a page in one more query; without it,
+# post.author would raise (the relationship is lazy="raise").
+_WITH_AUTHOR = selectinload(Post.author)  # type: ignore[arg-type]
+_NEWEST_FIRST = (col(Post.date_posted).desc(), col(Post.id).desc())
+_BY_AUTHOR = col(Post.user_id) == bindparam("author_id")
+
+
+def _page_statement(*conditions: ColumnElement[bool]) -> Select[Post, int]:
+    # The total rides along as a scalar subquery, which SQLite and PostgreSQL
+    # evaluate once per statement: one round trip for the page and its count.
+    total = select(func.count()).select_from(Post).where(*conditions).scalar_subquery()
+    return (
+        select(Post, total.label("total"))
+        .where(*conditions)
+        .options(_WITH_AUTHOR)
+        .order_by(*_NEWEST_FIRST)
+        .offset(bindparam("skip"))
+        .limit(bindparam("limit"))
+    )
+
+
+_ALL_POSTS = _page_statement()
+_AUTHORS_POSTS = _page_statement(_BY_AUTHOR)
+_COUNT_ALL = select(func.count()).select_from(Post)
+_COUNT_AUTHORS = _COUNT_ALL.where(_BY_AUTHOR)
+_ONE_POST = select(Post).where(col(Post.id) == bindparam("post_id")).options(_WITH_AUTHOR)
+
+
 async def list_posts(
     session: AsyncSession, *, skip: int, limit: int, author_id: int | None = None
 ) -> PostPage:
-    """Newest first. Three statements whatever the page size: count, posts, authors."""
-    count = select(func.count()).select_from(Post)
-    page = (
-        select(Post)
-        # selectinload fetches every author of the page in one extra query;
-        # without it, post.author would raise (the relationship is lazy="raise").
-        .options(selectinload(Post.author))  # type: ignore[arg-type]
-        .order_by(col(Post.date_posted).desc(), col(Post.id).desc())
-        .offset(skip)
-        .limit(limit)
-    )
-    if author_id is not None:
-        count = count.where(Post.user_id == author_id)
-        page = page.where(Post.user_id == author_id)
-    total = (await session.exec(count)).one()
-    posts = (await session.exec(page)).all()
-    return PostPage(posts=posts, total=total, skip=skip, limit=limit)
+    """Newest first. Two statements whatever the page size: posts with their
+    total, then their authors (a third, a plain count, only past the last page)."""
+    params = {"skip": skip, "limit": limit, "author_id": author_id}
+    statement = _ALL_POSTS if author_id is None else _AUTHORS_POSTS
+    rows = (await session.exec(statement, params=params)).all()
+    if rows:
+        total = rows[0][1]
+    else:
+        count = _COUNT_ALL if author_id is None else _COUNT_AUTHORS
+        total = (await session.exec(count, params=params)).one()
+    return PostPage(posts=[post for post, _total in rows], total=total, skip=skip, limit=limit)
 
 
 async def get_post(session: AsyncSession, post_id: int) -> Post:
-    post = await session.get(
-        Post,
-        post_id,
-        options=[selectinload(Post.author)],  # type: ignore[arg-type]
-    )
+    post = (await session.exec(_ONE_POST, params={"post_id": post_id})).one_or_none()
     if post is None:
         raise NotFound("Post not found.")
     return post
