@@ -15,12 +15,8 @@ to compare.
 import asyncio
 import io
 import multiprocessing
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.images import process  # noqa: E402
+from bench.server import app_environment, migrate, uvicorn  # noqa: E402
 
 PASSWORD = "benchmark-password"
 
@@ -78,57 +75,15 @@ def bench_pipeline(data: bytes, rounds: int = 5) -> dict[str, float]:
 # --- the real server ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_server() -> Iterator[tuple[str, int]]:
     workdir = Path(tempfile.mkdtemp(prefix="blog-bench-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-        "MEDIA_ROOT": str(workdir / "media"),
-        "SECRET_KEY": "benchmark-secret-key-benchmark-secret-key",
-    }
-    bin_dir = Path(sys.executable).parent
-    subprocess.run(  # noqa: S603
-        [str(bin_dir / "alembic"), "upgrade", "head"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    server = subprocess.Popen(  # noqa: S603
-        [
-            str(bin_dir / "uvicorn"),
-            "app.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = app_environment(workdir)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url, server.pid
+        migrate(env)
+        with uvicorn("app.main:create_app", env, "--factory") as (url, pid):
+            yield url, pid
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -16,18 +16,13 @@ Options: --duration SECONDS (default 5), --connections N (default 32),
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -44,8 +39,8 @@ from app.db import create_engine, create_sessionmaker  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.models import Post, User, utcnow  # noqa: E402
 from app.security import _hasher  # noqa: E402
+from bench.server import SECRET, app_environment, migrate, uvicorn  # noqa: E402
 
-SECRET = "benchmark-secret-key-benchmark-secret-key"
 USERS, POSTS = 50, 1000
 ROUTES = ["/", "/posts/500", "/users/25/posts", "/api/posts", "/api/posts/500", "/health"]
 ROUTE_NAMES = {
@@ -66,18 +61,6 @@ class Load:
 
 
 # --- database ------------------------------------------------------------------------
-
-
-def migrate(database_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET}
-    alembic = Path(sys.executable).with_name("alembic")
-    subprocess.run(  # noqa: S603
-        [str(alembic), "upgrade", "head"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
 
 
 async def seed(database_url: str) -> None:
@@ -132,47 +115,7 @@ async def count_statements(settings: Settings) -> dict[str, int]:
 # --- servers -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def uvicorn(target: str, env: dict[str, str], factory: bool = False) -> Iterator[str]:
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("uvicorn")),
-        target,
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})  # noqa: S603
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/health")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{target} did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+UVICORN_FAST = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
 
 
 # --- load generators -----------------------------------------------------------------
@@ -242,10 +185,10 @@ def main() -> None:
     load = load_with_wrk if options.client == "wrk" else load_with_python
 
     workdir = Path(tempfile.mkdtemp(prefix="blog-throughput-"))
-    database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    env = {"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "MEDIA_ROOT": str(workdir / "media")}
+    env = app_environment(workdir)
+    database_url = env["DATABASE_URL"]
     try:
-        migrate(database_url)
+        migrate(env)
         asyncio.run(seed(database_url))
         settings = Settings(
             _env_file=None,
@@ -256,7 +199,7 @@ def main() -> None:
         statements = asyncio.run(count_statements(settings))
 
         results: dict[str, tuple[Load, Load]] = {}
-        with uvicorn("app.main:create_app", env, factory=True) as blog:
+        with uvicorn("app.main:create_app", env, "--factory", *UVICORN_FAST) as (blog, _pid):
             spec = {}
             for route in ROUTES:
                 response = httpx.get(blog + route)
@@ -264,7 +207,8 @@ def main() -> None:
                 spec[route] = [len(response.content), response.headers["content-type"]]
             spec_file = workdir / "ceiling.json"
             spec_file.write_text(json.dumps(spec))
-            with uvicorn("bench.ceiling:app", {"BENCH_CEILING_SPEC": str(spec_file)}) as ceiling:
+            ceiling_env = {"BENCH_CEILING_SPEC": str(spec_file)}
+            with uvicorn("bench.ceiling:app", ceiling_env, *UVICORN_FAST) as (ceiling, _pid):
                 for route in ROUTES:
                     app_load = load(blog + route, options.connections, options.duration)
                     ceiling_load = load(ceiling + route, options.connections, options.duration)

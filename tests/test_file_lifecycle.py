@@ -8,10 +8,11 @@ import httpx
 import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
 from app.models import User
-from app.storage import Storage, store_file
+from app.storage import Storage, StoredFile, store_file
 from app.storage.gc import collect_garbage
 from tests import pictures
 from tests.conftest import Account, LiveServer, create_post, serve, sign_up
@@ -38,6 +39,17 @@ def key_in(url: str) -> str:
     match = KEY.search(url)
     assert match, url
     return match.group(0)
+
+
+async def store_picture(session: AsyncSession, server: LiveServer) -> StoredFile:
+    return await store_file(
+        session,
+        storage_of(server),
+        b"new picture",
+        kind="avatars",
+        extension="webp",
+        content_type="image/webp",
+    )
 
 
 async def upload_picture(
@@ -96,14 +108,7 @@ async def test_upload_then_failed_commit_deletes_new_file_and_keeps_row(
     async with server.app.state.sessionmaker() as session:
         user = await session.get(User, alice.id)
         assert user is not None
-        user.image = await store_file(
-            session,
-            storage_of(server),
-            b"new picture",
-            kind="avatars",
-            extension="webp",
-            content_type="image/webp",
-        )
+        user.image = await store_picture(session, server)
         user.username = "bob"  # taken: the commit fails on the unique constraint
         assert len(await stored_keys(server)) == 2
         with pytest.raises(IntegrityError):
@@ -122,14 +127,7 @@ async def test_replace_then_rollback_keeps_old_file_and_deletes_new(
     async with server.app.state.sessionmaker() as session:
         user = await session.get(User, alice.id)
         assert user is not None
-        user.image = await store_file(
-            session,
-            storage_of(server),
-            b"new picture",
-            kind="avatars",
-            extension="webp",
-            content_type="image/webp",
-        )
+        user.image = await store_picture(session, server)
         await session.flush()
         await session.rollback()
     assert await stored_keys(server) == {old}
@@ -138,14 +136,7 @@ async def test_replace_then_rollback_keeps_old_file_and_deletes_new(
 
 async def test_session_closed_without_commit_deletes_its_uploads(server: LiveServer) -> None:
     async with server.app.state.sessionmaker() as session:
-        await store_file(
-            session,
-            storage_of(server),
-            b"never committed",
-            kind="avatars",
-            extension="webp",
-            content_type="image/webp",
-        )
+        await store_picture(session, server)
     assert await stored_keys(server) == set()
 
 
