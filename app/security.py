@@ -186,8 +186,15 @@ async def require_page_user(request: Request, user: OptionalPageUser) -> User:
     if user is None:
         path = request.url.path
         if request.method != "GET":
-            # After logging in, land on the page the form was on, not on a POST-only URL.
-            path = safe_next_path(request.headers.get("referer", "/"))
+            # After logging in, land on the page the form was on (if it was on
+            # this site), not on a POST-only URL.
+            referer = urlsplit(request.headers.get("referer", ""))
+            same_site = referer.netloc == request.url.netloc
+            path = (
+                safe_next_path(referer._replace(scheme="", netloc="").geturl())
+                if same_site
+                else "/"
+            )
         elif request.url.query:
             path += "?" + request.url.query
         raise LoginRequired(path)
@@ -201,8 +208,7 @@ def safe_next_path(value: str | None) -> str:
     """`value` if it is a path on this site, else "/": `next=` must not send users away.
 
     Refuses `//evil.example` and `/\\evil.example` (browsers read both as another
-    host), absolute URLs, and control characters. A full URL to this site (as in
-    a Referer header) is reduced to its path.
+    host), absolute URLs, and control characters.
     """
     if not value or any(ord(char) < 32 for char in value):
         return "/"

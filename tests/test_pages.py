@@ -11,6 +11,7 @@ from tests.conftest import (
     PASSWORD,
     TEST_SECRET,
     Account,
+    LiveServer,
     create_post,
     csrf_from,
     page_login,
@@ -443,3 +444,19 @@ async def test_server_error_page_shows_no_traceback(
     assert api.json() == {
         "detail": "Something went wrong on our side. Please try again in a moment."
     }
+
+
+async def test_form_posted_after_logout_returns_to_its_page_after_login(
+    browser: httpx.AsyncClient, server: LiveServer
+) -> None:
+    token = csrf_from((await browser.get("/register")).text)
+    data = {"csrf_token": token, "title": "t", "content": "c"}
+    same_site = await browser.post(
+        "/posts/new", data=data, headers={"Referer": f"{server.url}/posts/new"}
+    )
+    assert same_site.status_code == 303
+    assert same_site.headers["location"] == "/login?next=%2Fposts%2Fnew"
+    elsewhere = await browser.post(
+        "/posts/new", data=data, headers={"Referer": "https://evil.example/posts/new"}
+    )
+    assert elsewhere.headers["location"] == "/login?next=%2F"
