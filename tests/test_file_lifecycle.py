@@ -2,7 +2,7 @@
 
 import asyncio
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -194,14 +194,22 @@ async def test_gc_deletes_exactly_the_old_orphans(
     new_orphan = "posts/upload-in-progress.webp"
     await storage.save(new_orphan, b"not committed yet", "image/webp")
 
+    # A grace period that ends halfway between the two orphans' stored times,
+    # however long the steps above took on a busy machine.
+    times = {stored.key: stored.last_modified async for stored in storage.scan()}
+    halfway = times[old_orphan] + (times[new_orphan] - times[old_orphan]) / 2
+
+    def grace() -> timedelta:
+        return datetime.now(UTC) - halfway
+
     async with server.app.state.sessionmaker() as session:
         dry = await collect_garbage(
-            session, SQLModel.metadata, storage, older_than=timedelta(seconds=1), dry_run=True
+            session, SQLModel.metadata, storage, older_than=grace(), dry_run=True
         )
         assert [stored.key for stored in dry.deleted] == [old_orphan]
         assert await stored_keys(server) == {referenced, old_orphan, new_orphan}
         report = await collect_garbage(
-            session, SQLModel.metadata, storage, older_than=timedelta(seconds=1), dry_run=False
+            session, SQLModel.metadata, storage, older_than=grace(), dry_run=False
         )
     assert [stored.key for stored in report.deleted] == [old_orphan]
     assert (report.kept_referenced, report.kept_recent) == (1, 1)
