@@ -10,6 +10,7 @@ all memory.
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import os
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Annotated, BinaryIO, Literal
 
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, File, Request, UploadFile
 from PIL import Image, ImageCms, ImageOps
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,6 +59,8 @@ class ProcessedImage:
     data: bytes
     width: int
     height: int
+    # The name the user gave the file, kept as metadata only (never in the key).
+    filename: str | None = None
     content_type: str = "image/webp"
     extension: str = "webp"
 
@@ -108,9 +111,10 @@ class ImageProcessor:
     async def _process(self, upload: UploadFile, preset: Preset) -> ProcessedImage:
         await check_upload_size(upload, self.max_upload_bytes)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+        image = await loop.run_in_executor(
             self.executor, process, upload.file, preset, self.avatar_size
         )
+        return dataclasses.replace(image, filename=display_filename(upload.filename))
 
 
 def _lower_priority() -> None:
@@ -131,6 +135,8 @@ def _image_processor(request: Request) -> ImageProcessor:
 
 
 ImagesDep = Annotated[ImageProcessor, Depends(_image_processor)]
+# The API's upload parameter (multipart field `file`).
+ImageUpload = Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")]
 
 
 def display_filename(filename: str | None) -> str | None:
@@ -148,7 +154,6 @@ async def save_image(
     image: ProcessedImage,
     *,
     kind: str,
-    filename: str | None,
 ) -> StoredFile:
     """Upload a processed image under a new key, tied to the session's transaction."""
     return await store_file(
@@ -160,7 +165,7 @@ async def save_image(
         content_type=image.content_type,
         width=image.width,
         height=image.height,
-        filename=display_filename(filename),
+        filename=image.filename,
     )
 
 

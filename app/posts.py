@@ -12,7 +12,7 @@ from sqlmodel.sql.expression import Select
 from app.errors import Forbidden, NotFound
 from app.images import ProcessedImage, save_image
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
-from app.storage import Storage, StoredFile
+from app.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,18 @@ def ensure_author(post: Post, user: User) -> None:
 
 
 async def create_post(
-    session: AsyncSession, author: User, data: PostCreate, *, image: StoredFile | None = None
+    session: AsyncSession,
+    author: User,
+    data: PostCreate,
+    *,
+    storage: Storage | None = None,
+    cover: ProcessedImage | None = None,
 ) -> Post:
+    """A new post, with its cover image if one is given (stored in `storage`)."""
+    image = None
+    if cover is not None:
+        assert storage is not None, "a cover image needs the storage to keep it in"
+        image = await save_image(session, storage, cover, kind="posts")
     post = Post.model_validate(data, update={"user_id": author.id, "image": image})
     post.updated_at = post.date_posted
     # Setting the relationship from an object we hold means no query is needed
@@ -116,10 +126,10 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
 
 
 async def set_image(
-    session: AsyncSession, storage: Storage, post: Post, image: ProcessedImage, filename: str | None
+    session: AsyncSession, storage: Storage, post: Post, image: ProcessedImage
 ) -> Post:
     """Store a new cover image; the old one is deleted after the commit."""
-    post.image = await save_image(session, storage, image, kind="posts", filename=filename)
+    post.image = await save_image(session, storage, image, kind="posts")
     post.updated_at = utcnow()
     session.add(post)
     await session.flush()

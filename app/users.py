@@ -100,10 +100,10 @@ async def delete_user(session: AsyncSession, user: User) -> None:
 
 
 async def set_picture(
-    session: AsyncSession, storage: Storage, user: User, image: ProcessedImage, filename: str | None
+    session: AsyncSession, storage: Storage, user: User, image: ProcessedImage
 ) -> User:
     """Store a new profile picture; the old one is deleted after the commit."""
-    user.image = await save_image(session, storage, image, kind="avatars", filename=filename)
+    user.image = await save_image(session, storage, image, kind="avatars")
     session.add(user)
     await session.flush()
     return user

@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile, status
+from fastapi import APIRouter, Query, status
 
 from app import posts
 from app.db import SessionDep
-from app.images import ImagesDep
+from app.images import ImagesDep, ImageUpload
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
 from app.security import CurrentUser
 from app.storage import StorageDep
@@ -68,7 +68,7 @@ async def delete_post(post_id: int, session: SessionDep, current_user: CurrentUs
 @router.patch("/{post_id}/image", response_model=PostPublic)
 async def set_image(
     post_id: int,
-    file: Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")],
+    file: ImageUpload,
     session: SessionDep,
     current_user: CurrentUser,
     images: ImagesDep,
@@ -79,7 +79,7 @@ async def set_image(
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, current_user)
     image = await images.post_image(file)
-    return await posts.set_image(session, storage, post, image, file.filename)
+    return await posts.set_image(session, storage, post, image)
 
 
 @router.delete("/{post_id}/image", response_model=PostPublic)

@@ -2,14 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from app import posts, users
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.images import ImagesDep
+from app.images import ImagesDep, ImageUpload
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
 from app.security import CurrentUser, create_access_token
 from app.storage import StorageDep
@@ -78,7 +78,7 @@ async def delete_user(user_id: int, session: SessionDep, current_user: CurrentUs
 @router.patch("/{user_id}/picture", response_model=UserPrivate)
 async def set_picture(
     user_id: int,
-    file: Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")],
+    file: ImageUpload,
     session: SessionDep,
     current_user: CurrentUser,
     images: ImagesDep,
@@ -89,7 +89,7 @@ async def set_picture(
     user = await users.get_user(session, user_id)
     users.ensure_self(user, current_user)
     picture = await images.avatar(file)
-    return await users.set_picture(session, storage, user, picture, file.filename)
+    return await users.set_picture(session, storage, user, picture)
 
 
 @router.delete("/{user_id}/picture", response_model=UserPrivate)

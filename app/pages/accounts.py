@@ -152,8 +152,8 @@ async def update_account(
         return _account_form(request, user, values, {"picture": exc.detail})
     except Conflict as exc:
         return _account_form(request, user, values, {exc.field: exc.detail})
-    if upload and new_picture:
-        await users.set_picture(session, storage, user, new_picture, upload.filename)
+    if new_picture:
+        await users.set_picture(session, storage, user, new_picture)
     return redirect(request, "/account", "Your account is updated.")
 
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from app import posts, users
 from app.config import SettingsDep
 from app.db import SessionDep
-from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge, save_image
+from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.posts import PostPage
@@ -87,16 +87,18 @@ async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
 async def _validate(
     images: ImagesDep, values: dict[str, str], image: UploadFile | None
 ) -> tuple[PostCreate | None, ProcessedImage | None, dict[str, str]]:
-    """The post's fields and its processed image, or the errors to show beside them.
-    Nothing is written here, so a refused form leaves nothing behind."""
+    """The post's fields and its processed cover image (if a file was chosen), or the
+    errors to show beside them. Nothing is written here, so a refused form leaves
+    nothing behind."""
     try:
         data = PostCreate.model_validate(values)
     except ValidationError as exc:
         return None, None, field_errors(exc)
-    if image is None:
+    upload = chosen_file(image)
+    if upload is None:
         return data, None, {}
     try:
-        return data, await images.post_image(image), {}
+        return data, await images.post_image(upload), {}
     except (ImageRejected, UploadTooLarge) as exc:
         return None, None, {"image": exc.detail}
 
@@ -113,14 +115,10 @@ async def create_post(
     image: ImageFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    upload = chosen_file(image)
-    data, cover, errors = await _validate(images, values, upload)
+    data, cover, errors = await _validate(images, values, image)
     if data is None:
         return _post_form(request, None, values, errors)
-    stored = None
-    if upload and cover:
-        stored = await save_image(session, storage, cover, kind="posts", filename=upload.filename)
-    post = await posts.create_post(session, user, data, image=stored)
+    post = await posts.create_post(session, user, data, storage=storage, cover=cover)
     return redirect(request, f"/posts/{post.id}", "Your post is published.")
 
 
@@ -159,13 +157,12 @@ async def update_post(
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, user)
     values = {"title": title, "content": content}
-    upload = chosen_file(image)
-    data, cover, errors = await _validate(images, values, upload)
+    data, cover, errors = await _validate(images, values, image)
     if data is None:
         return _post_form(request, post, values, errors)
     await posts.update_post(session, post, data)
-    if upload and cover:
-        await posts.set_image(session, storage, post, cover, upload.filename)
+    if cover:
+        await posts.set_image(session, storage, post, cover)
     elif remove_image:
         await posts.remove_image(session, post)
     return redirect(request, f"/posts/{post.id}", "Your post is updated.")
