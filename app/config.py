@@ -80,8 +80,12 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the running app was built with (tests build apps with their own)."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the running app was built with (tests build apps with their own).
+
+    `async def` although it never awaits: FastAPI runs a plain `def` dependency
+    in its thread pool, a trip to another thread on every request for a lookup.
+    """
     settings: Settings = request.app.state.settings
     return settings
 

@@ -13,15 +13,17 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app import sqlite
 from app.storage.lifecycle import FileSession
 
 
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
+        # One trip to aiosqlite's thread per statement: see app/sqlite.py.
         # Every session ends its transaction itself (commit, or rollback on
         # error and on close), so the pool's extra rollback when a connection
-        # comes back is a wasted trip to aiosqlite's thread on every request.
-        engine = create_async_engine(database_url, pool_reset_on_return=None)
+        # comes back would be a wasted trip on every request.
+        engine = create_async_engine(database_url, module=sqlite.DBAPI(), pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     # PostgreSQL: a connection the server closed (restart, failover) is

@@ -129,7 +129,7 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
-def _image_processor(request: Request) -> ImageProcessor:
+async def _image_processor(request: Request) -> ImageProcessor:
     processor: ImageProcessor = request.app.state.images
     return processor
 

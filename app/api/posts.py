@@ -8,6 +8,7 @@ from app import posts
 from app.db import SessionDep
 from app.images import ImagesDep, ImageUpload
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
+from app.posts import PostPage
 from app.security import CurrentUser
 from app.storage import StorageDep
 
@@ -19,10 +20,11 @@ async def list_posts(
     session: SessionDep,
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> PostsPublic:
+) -> PostPage:
     """Everyone's posts, newest first. `has_more` says whether another page follows."""
-    page = await posts.list_posts(session, skip=skip, limit=limit)
-    return PostsPublic.model_validate(page, from_attributes=True)
+    # FastAPI validates the page against PostsPublic (reading attributes) and
+    # writes the JSON in one pass through pydantic-core.
+    return await posts.list_posts(session, skip=skip, limit=limit)
 
 
 @router.post("", response_model=PostPublic, status_code=status.HTTP_201_CREATED)

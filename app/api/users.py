@@ -11,6 +11,7 @@ from app.config import SettingsDep
 from app.db import SessionDep
 from app.images import ImagesDep, ImageUpload
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
+from app.posts import PostPage
 from app.security import CurrentUser, create_access_token
 from app.storage import StorageDep
 
@@ -106,8 +107,7 @@ async def read_user_posts(
     session: SessionDep,
     skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> PostsPublic:
+) -> PostPage:
     """A user's posts, newest first."""
     await users.get_user(session, user_id)
-    page = await posts.list_posts(session, skip=skip, limit=limit, author_id=user_id)
-    return PostsPublic.model_validate(page, from_attributes=True)
+    return await posts.list_posts(session, skip=skip, limit=limit, author_id=user_id)

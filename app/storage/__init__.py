@@ -43,7 +43,7 @@ def create_storage(settings: Settings) -> Storage:
     return LocalStorage(settings.media_root)
 
 
-def _app_storage(request: Request) -> Storage:
+async def _app_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
