@@ -30,7 +30,7 @@ from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.images import ImageProcessor, default_workers
 from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
-from app.pages.rendering import render
+from app.pages.rendering import configure_templates, render
 from app.security import LoginRequired
 from app.storage import MediaFiles, StorageError, create_storage, register_storage
 
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    configure_templates(settings)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     )

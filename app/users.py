@@ -5,6 +5,7 @@ from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import security
+from app.db import release_connection
 from app.errors import Conflict, Forbidden, NotFound
 from app.images import ProcessedImage, save_image
 from app.models import Post, User, UserCreate, UserUpdate
@@ -62,12 +63,10 @@ async def _flush_unique(session: AsyncSession, user: User) -> None:
 
 
 async def create_user(session: AsyncSession, data: UserCreate) -> User:
+    # Hashed before the first statement, so no connection waits on Argon2.
+    password_hash = await security.hash_password(data.password)
     await _ensure_unique(session, username=data.username, email=data.email, exclude_id=None)
-    user = User(
-        username=data.username,
-        email=data.email,
-        password_hash=await security.hash_password(data.password),
-    )
+    user = User(username=data.username, email=data.email, password_hash=password_hash)
     session.add(user)
     await _flush_unique(session, user)
     return user
@@ -120,6 +119,8 @@ async def remove_picture(session: AsyncSession, user: User) -> User:
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
     """The user these credentials belong to, or None. Takes as long either way."""
     user = (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
+    # Argon2 takes tens of milliseconds in a worker thread: no connection held.
+    await release_connection(session)
     if user is None:
         await security.verify_against_dummy(password)
         return None

@@ -25,8 +25,10 @@ def free_port() -> int:
 
 
 def app_environment(workdir: Path) -> dict[str, str]:
-    """The blog's settings for a fresh SQLite database and media folder in `workdir`."""
+    """The blog's settings, as in production, for a fresh SQLite database and
+    media folder in `workdir`."""
     return {
+        "ENVIRONMENT": "production",
         "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
         "MEDIA_ROOT": str(workdir / "media"),
         "SECRET_KEY": SECRET,

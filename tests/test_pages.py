@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.security import CSRF_COOKIE
 from tests.conftest import (
     PASSWORD,
     TEST_SECRET,
@@ -460,3 +461,17 @@ async def test_form_posted_after_logout_returns_to_its_page_after_login(
         "/posts/new", data=data, headers={"Referer": "https://evil.example/posts/new"}
     )
     assert elsewhere.headers["location"] == "/login?next=%2F"
+
+
+async def test_pages_without_a_form_set_no_cookie(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    # Nothing to sign on a list of posts for someone logged out, so a shared
+    # cache may keep the page; a form page hands out the CSRF cookie.
+    for path in ("/", f"/users/{alice.id}/posts", "/?page=2"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert "set-cookie" not in response.headers
+    form_page = await client.get("/register")
+    assert form_page.headers["set-cookie"].startswith(f"{CSRF_COOKIE}=")
+    assert csrf_from(form_page.text)

@@ -1,6 +1,6 @@
 """How the data layer talks to the database: statement counts and no lazy loading."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -10,10 +10,13 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from sqlmodel import select
 
+from app import security
 from app.models import Post, User, utcnow
-from tests.conftest import LiveServer
+from tests import pictures
+from tests.conftest import Account, LiveServer, create_post, csrf_from, login, page_login
 
 
 @contextmanager
@@ -89,3 +92,88 @@ async def test_reading_unloaded_posts_of_a_user_raises(server: LiveServer) -> No
         user = (await session.exec(select(User))).one()
         with pytest.raises(InvalidRequestError, match="lazy='raise'"):
             _ = user.posts
+
+
+async def test_one_post_and_its_author_are_read_in_one_statement(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    await _add_posts(server, authors=1, posts=1)
+    (post,) = (await client.get("/api/posts")).json()["posts"]
+    for path in (f"/api/posts/{post['id']}", f"/posts/{post['id']}"):
+        with count_statements(server.engine) as statements:
+            response = await client.get(path)
+        assert response.status_code == 200
+        assert "user0" in response.text
+        assert len(statements) == 1, statements
+
+
+# --- no connection is held through slow work -----------------------------------------
+
+
+@pytest.fixture
+def connections_in_use(server: LiveServer) -> Callable[[], int]:
+    pool = server.engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout
+
+
+async def test_uploads_hold_no_connection_while_their_image_is_processed(
+    server: LiveServer,
+    browser: httpx.AsyncClient,
+    alice: Account,
+    connections_in_use: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    images = server.app.state.images
+    seen: list[int] = []
+    for method in ("avatar", "post_image"):
+        processing = getattr(images, method)
+
+        async def observed(upload: Any, processing: Any = processing) -> Any:
+            seen.append(connections_in_use())
+            return await processing(upload)
+
+        monkeypatch.setattr(images, method, observed)
+
+    file = {"file": ("me.jpg", pictures.jpeg(), "image/jpeg")}
+    avatar = await browser.patch(
+        f"/api/users/{alice.id}/picture", files=file, headers=alice.headers
+    )
+    assert avatar.status_code == 200
+    post = await create_post(browser, alice)
+    cover = await browser.patch(f"/api/posts/{post['id']}/image", files=file, headers=alice.headers)
+    assert cover.status_code == 200
+    await page_login(browser, alice.email)
+    page = await browser.get("/posts/new")
+    published = await browser.post(
+        "/posts/new",
+        data={"title": "With a cover", "content": "Words", "csrf_token": csrf_from(page.text)},
+        files={"image": ("cover.png", pictures.png_with_alpha(), "image/png")},
+    )
+    assert published.status_code == 303
+    assert seen == [0, 0, 0]
+
+
+async def test_logins_hold_no_connection_while_the_password_is_checked(
+    client: httpx.AsyncClient,
+    browser: httpx.AsyncClient,
+    alice: Account,
+    connections_in_use: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[int] = []
+    checking = security.verify_password
+
+    async def observed(password_hash: str, password: str) -> bool:
+        seen.append(connections_in_use())
+        return await checking(password_hash, password)
+
+    monkeypatch.setattr(security, "verify_password", observed)
+    await login(client, alice.email)
+    landed = await page_login(browser, alice.email)
+    assert landed.status_code == 303
+    wrong = await client.post(
+        "/api/users/token", data={"username": "nobody@example.com", "password": "whatever1"}
+    )
+    assert wrong.status_code == 401
+    assert seen == [0, 0, 0]

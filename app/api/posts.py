@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app import posts
-from app.db import SessionDep
+from app.db import SessionDep, release_connection
 from app.images import ImagesDep, ImageUpload
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
 from app.posts import PostPage
@@ -80,6 +80,7 @@ async def set_image(
     once stored); the previous one is deleted."""
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, current_user)
+    await release_connection(session)
     image = await images.post_image(file)
     return await posts.set_image(session, storage, post, image)
 

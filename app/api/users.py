@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from app import posts, users
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.db import SessionDep, release_connection
 from app.images import ImagesDep, ImageUpload
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
 from app.posts import PostPage
@@ -89,6 +89,7 @@ async def set_picture(
     without its metadata; the previous picture is deleted."""
     user = await users.get_user(session, user_id)
     users.ensure_self(user, current_user)
+    await release_connection(session)
     picture = await images.avatar(file)
     return await users.set_picture(session, storage, user, picture)
 

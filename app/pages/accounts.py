@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from app import users
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.db import SessionDep, release_connection
 from app.errors import Conflict
 from app.images import ImageRejected, ImagesDep, UploadTooLarge
 from app.models import User, UserCreate, UserUpdate
@@ -146,7 +146,10 @@ async def update_account(
     try:
         # Checked and resized before anything is written, so a bad picture
         # leaves the account as it was.
-        new_picture = await images.avatar(upload) if upload else None
+        new_picture = None
+        if upload:
+            await release_connection(session)
+            new_picture = await images.avatar(upload)
         await users.update_user(session, user, data)
     except (ImageRejected, UploadTooLarge) as exc:
         return _account_form(request, user, values, {"picture": exc.detail})

@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import posts, users
 from app.config import SettingsDep
-from app.db import SessionDep
+from app.db import SessionDep, release_connection
 from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
@@ -85,7 +86,7 @@ async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
 
 
 async def _validate(
-    images: ImagesDep, values: dict[str, str], image: UploadFile | None
+    session: AsyncSession, images: ImagesDep, values: dict[str, str], image: UploadFile | None
 ) -> tuple[PostCreate | None, ProcessedImage | None, dict[str, str]]:
     """The post's fields and its processed cover image (if a file was chosen), or the
     errors to show beside them. Nothing is written here, so a refused form leaves
@@ -97,6 +98,7 @@ async def _validate(
     upload = chosen_file(image)
     if upload is None:
         return data, None, {}
+    await release_connection(session)
     try:
         return data, await images.post_image(upload), {}
     except (ImageRejected, UploadTooLarge) as exc:
@@ -115,7 +117,7 @@ async def create_post(
     image: ImageFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    data, cover, errors = await _validate(images, values, image)
+    data, cover, errors = await _validate(session, images, values, image)
     if data is None:
         return _post_form(request, None, values, errors)
     post = await posts.create_post(session, user, data, storage=storage, cover=cover)
@@ -157,7 +159,7 @@ async def update_post(
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, user)
     values = {"title": title, "content": content}
-    data, cover, errors = await _validate(images, values, image)
+    data, cover, errors = await _validate(session, images, values, image)
     if data is None:
         return _post_form(request, post, values, errors)
     await posts.update_post(session, post, data)

@@ -24,8 +24,20 @@ FLASH_COOKIE = "flash"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 
+def configure_templates(settings: Settings) -> None:
+    """In development an edited template shows on the next request; in
+    production templates never change, so Jinja stops checking every file it
+    renders for a newer copy (a stat call per template per request)."""
+    templates.env.auto_reload = not settings.is_production
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _format_date(value: datetime) -> str:
-    return f"{value.day} {value:%b %Y}"
+    # "21 Nov 2026". Not strftime("%b"): that follows the process locale and
+    # costs more than the rest of a post card.
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
 templates.env.filters["date"] = _format_date
@@ -52,6 +64,26 @@ def _read_flash(request: Request, settings: Settings) -> Flash | None:
         return None
 
 
+class CsrfToken:
+    """The page's CSRF token, made when a form first prints it.
+
+    A page without a form (the post lists, for anyone logged out) then signs
+    nothing and sets no cookie, so a shared cache may keep it.
+    """
+
+    def __init__(self, request: Request, settings: Settings) -> None:
+        self._request = request
+        self._settings = settings
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = csrf_token(self._request, self._settings)
+        return self._value
+
+    __html__ = __str__
+
+
 def render(
     request: Request,
     template: str,
@@ -64,7 +96,7 @@ def render(
     flash = _read_flash(request, settings)
     page_context = {
         "current_user": getattr(request.state, "user", None),
-        "csrf_token": csrf_token(request, settings),
+        "csrf_token": CsrfToken(request, settings),
         "flash": flash,
         "max_upload_mb": round(settings.max_upload_bytes / (1024 * 1024)),
         **(context or {}),
