@@ -32,7 +32,15 @@ class PostPage:
 # more CPU than SQLAlchemy's cached compilation of it; reusing it costs nothing.
 # selectinload fetches every author of a page in one more query; without it,
 # post.author would raise (the relationship is lazy="raise").
-_WITH_AUTHOR = selectinload(Post.author)  # type: ignore[arg-type]
+# Of an author, a post shows only the public columns: the email and password
+# hash never leave the database for a public page, and every column SQLite
+# hands back costs a row conversion. Reading one that was not loaded raises
+# rather than querying (raiseload).
+_AUTHOR_COLUMNS = (User.id, User.username, User.image)
+_WITH_AUTHOR = selectinload(Post.author).load_only(  # type: ignore[arg-type]
+    *_AUTHOR_COLUMNS,  # type: ignore[arg-type]
+    raiseload=True,
+)
 _NEWEST_FIRST = (col(Post.date_posted).desc(), col(Post.id).desc())
 _BY_AUTHOR = col(Post.user_id) == bindparam("author_id")
 
@@ -60,7 +68,12 @@ _COUNT_AUTHORS = _COUNT_ALL.where(_BY_AUTHOR)
 _ONE_POST = (
     select(Post)
     .where(col(Post.id) == bindparam("post_id"))
-    .options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
+    .options(
+        joinedload(Post.author, innerjoin=True).load_only(  # type: ignore[arg-type]
+            *_AUTHOR_COLUMNS,  # type: ignore[arg-type]
+            raiseload=True,
+        )
+    )
 )
 
 

@@ -162,11 +162,14 @@ async def update_post(
     data, cover, errors = await _validate(session, images, values, image)
     if data is None:
         return _post_form(request, post, values, errors)
-    await posts.update_post(session, post, data)
+    # The cover is stored before the first write: on SQLite a write holds the
+    # database's one write lock until the commit, and an upload to S3 can take
+    # seconds.
     if cover:
         await posts.set_image(session, storage, post, cover)
     elif remove_image:
         await posts.remove_image(session, post)
+    await posts.update_post(session, post, data)
     return redirect(request, f"/posts/{post.id}", "Your post is updated.")
 
 
