@@ -5,6 +5,7 @@ module-level `app`) means importing this module reads no settings and opens no
 database, and each test can build an app around its own database.
 """
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -138,9 +139,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             avatar_size=settings.avatar_size,
             workers=default_workers(),
         )
+        # Everything made at start-up (modules, routes, mappers, templates)
+        # lives as long as the process: moved out of the garbage collector's
+        # sight, it is no longer scanned again and again while requests
+        # allocate (about 5% of the CPU of a page of posts).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             app.state.images.close()
             await engine.dispose()
 
