@@ -2,7 +2,8 @@
 
 1. Seeds a fresh SQLite database: 50 users, 1,000 posts.
 2. Counts the SQL statements each route runs (in-process, same database).
-3. Starts the blog with uvicorn (uvloop, httptools), one worker, and the
+3. Starts the blog with uvicorn (uvloop, httptools), one worker, in
+   production mode (ENVIRONMENT=production, as it would be deployed), and the
    ceiling (bench/ceiling.py: static bodies of the same sizes) the same way.
 4. Loads each route on both, alternately, at 32 connections for a fixed time,
    with wrk where it is installed (Debian: apt-get install wrk), else with a
