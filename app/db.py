@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,22 +27,27 @@ def create_engine(database_url: str) -> AsyncEngine:
         # comes back would be a wasted trip on every request.
         # Four connections, no overflow: each aiosqlite connection is a thread
         # that competes with the event loop for the GIL, and SQLite writes one
-        # transaction at a time anyway. With 32 requests at once, 4 connections
-        # served the home page in 3.0 ms of CPU each, 15 (the default 5 + 10
-        # overflow) in 4.2 ms. No request holds one through slow work: see
+        # transaction at a time anyway. `python bench/pool.py` compares the
+        # CPU per request with SQLAlchemy's default (5 + 10 overflow) under 32
+        # requests at once. No request holds one through slow work: see
         # release_connection().
+        # (An in-memory database has one connection, SQLAlchemy's StaticPool.)
+        pool = (
+            {} if _in_memory(database_url) else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
+        )
         engine = create_async_engine(
-            database_url,
-            module=sqlite.DBAPI(),
-            pool_reset_on_return=None,
-            pool_size=SQLITE_POOL_SIZE,
-            max_overflow=0,
+            database_url, module=sqlite.DBAPI(), pool_reset_on_return=None, **pool
         )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     # PostgreSQL: a connection the server closed (restart, failover) is
     # replaced on checkout instead of failing the request.
     return create_async_engine(database_url, pool_pre_ping=True)
+
+
+def _in_memory(database_url: str) -> bool:
+    url = make_url(database_url)
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

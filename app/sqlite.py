@@ -78,7 +78,7 @@ class BufferedCursor:
         return self._rows.popleft() if self._rows else None
 
     def fetchmany(self, size: int | None = None) -> list[Row]:
-        count = min(size or self.arraysize, len(self._rows))
+        count = min(self.arraysize if size is None else size, len(self._rows))
         return [self._rows.popleft() for _ in range(count)]
 
     def fetchall(self) -> list[Row]:

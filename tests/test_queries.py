@@ -7,13 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from sqlmodel import select
 
 from app import security
+from app.db import create_engine
 from app.models import Post, User, utcnow
 from tests import pictures
 from tests.conftest import Account, LiveServer, create_post, csrf_from, login, page_login
@@ -177,3 +178,13 @@ async def test_logins_hold_no_connection_while_the_password_is_checked(
     )
     assert wrong.status_code == 401
     assert seen == [0, 0, 0]
+
+
+async def test_an_in_memory_sqlite_database_still_connects() -> None:
+    # A file database gets a pool of its own size; memory has one connection.
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()
