@@ -21,7 +21,8 @@ SQLITE_POOL_SIZE = 4
 
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        # One trip to aiosqlite's thread per statement: see app/sqlite.py.
+        # Reads on the event loop, writes in one trip to aiosqlite's thread:
+        # see app/sqlite.py.
         # Every session ends its transaction itself (commit, or rollback on
         # error and on close), so the pool's extra rollback when a connection
         # comes back would be a wasted trip on every request.
@@ -58,7 +59,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -1,21 +1,36 @@
-"""SQLite through aiosqlite, with one trip to the driver's thread per statement.
+"""SQLite through aiosqlite: writes in the driver's thread, reads on the event loop.
 
 aiosqlite keeps each sqlite3 connection in a thread of its own and hands it
-every call through a queue. SQLAlchemy's aiosqlite adapter makes four of those
-trips for each statement (open a cursor, execute, fetch the rows, close the
-cursor) and one more for each commit, even when nothing was written. A trip
-costs more than the statement: SQLite reads a page of posts in about 20 µs,
-while a trip costs about as much on an idle process and several times that
-under load, when the driver's thread has to win the GIL back from the event
-loop.
+every call through a queue, so that a statement that must wait (for the write
+lock another process holds, for fsync at commit) never stalls the event loop.
+SQLAlchemy's aiosqlite adapter makes four of those trips for each statement
+(open a cursor, execute, fetch the rows, close the cursor) and one more for
+each commit, even when nothing was written.
 
-This adapter runs a whole statement (execute, fetch every row, close) as one
-function on the connection's thread, and skips commit and rollback when
-SQLite has no transaction open, which is the case after a request that only
-read. Everything else is SQLAlchemy's own aiosqlite dialect: `create_engine`
-in `app/db.py` passes it as the `module` for `sqlite+aiosqlite` URLs.
+A trip costs far more than a read. SQLite reads a page of posts in about
+20 µs. In a thread next to a busy event loop the same read is slow, because
+Python's sqlite3 lets go of the GIL for every column of every row it converts,
+and each time the thread must win the GIL back from the loop: a forced switch
+per column, hundreds per page.
+
+So this adapter:
+
+- runs a SELECT on the event loop's own thread, where giving up and taking back
+  the GIL costs nothing. In WAL mode (see `app/db.py`) a reader never waits
+  for a writer. For the rare moment when SQLite would still make it wait (a
+  busy WAL index), the busy timeout is 0 while the read runs: SQLite answers
+  SQLITE_BUSY at once and the read is run again in the thread, where waiting
+  is harmless. No read ever sleeps on the loop;
+- runs every other statement (INSERT, UPDATE, DELETE, PRAGMA, SAVEPOINT) as
+  one call in the connection's thread: execute, fetch, close;
+- skips commit and rollback when SQLite has no transaction open, which is the
+  case after a request that only read.
+
+Everything else is SQLAlchemy's own aiosqlite dialect: `create_engine` in
+`app/db.py` passes this as the `module` for `sqlite+aiosqlite` URLs.
 """
 
+import asyncio
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +45,14 @@ from sqlalchemy.util.concurrency import await_
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+
+# How long a statement in the driver's thread waits for a lock before failing.
+BUSY_TIMEOUT_MS = 5000
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+
+
+def _is_read(operation: str) -> bool:
+    return operation.lstrip()[:6].upper() == "SELECT"
 
 
 class BufferedCursor:
@@ -60,7 +83,8 @@ class BufferedCursor:
             finally:
                 cursor.close()
 
-        self._connection.run(run)
+        if not (_is_read(operation) and self._connection.read_without_waiting(run)):
+            self._connection.run(run)
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> None:
         def run(driver: sqlite3.Connection) -> None:
@@ -124,6 +148,29 @@ class Connection(AsyncAdapt_aiosqlite_connection):
             self._handle_exception(error)
         return result
 
+    def read_without_waiting(self, function: Callable[[sqlite3.Connection], None]) -> bool:
+        """Call `function` here, on the event loop's thread, unless SQLite would
+        make it wait for a lock: then return False, having changed nothing."""
+        driver = self._driver._conn
+        driver.execute("PRAGMA busy_timeout = 0").close()
+        try:
+            function(driver)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
+                return False
+            self._handle_exception(error)
+        except Exception as error:
+            self._handle_exception(error)
+        finally:
+            driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").close()
+        # SQLAlchemy's AsyncConnection checks that every call awaited something
+        # (to catch a synchronous driver passed by mistake); a read that had
+        # nothing to wait for awaits a future that is already done.
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        await_(done)
+        return True
+
     def cursor(self, server_side: bool = False) -> Any:
         if server_side:
             return super().cursor(server_side=True)
@@ -147,5 +194,8 @@ class DBAPI(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *arg: Any, **kw: Any) -> Connection:
+        # Reads use the connection from the event loop's thread, writes from
+        # aiosqlite's; never both at once, as SQLAlchemy awaits each call.
+        kw["check_same_thread"] = False
         adapted = super().connect(*arg, **kw)
         return Connection(self, adapted._connection)
