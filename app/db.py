@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, make_url
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import sqlite
 from app.storage.lifecycle import FileSession
-
-SQLITE_POOL_SIZE = 4
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -26,29 +24,12 @@ def create_engine(database_url: str) -> AsyncEngine:
         # Every session ends its transaction itself (commit, or rollback on
         # error and on close), so the pool's extra rollback when a connection
         # comes back would be a wasted trip on every request.
-        # Four connections, no overflow: each aiosqlite connection is a thread
-        # that competes with the event loop for the GIL, and SQLite writes one
-        # transaction at a time anyway. `python bench/pool.py` compares the
-        # CPU per request with SQLAlchemy's default (5 + 10 overflow) under 32
-        # requests at once. No request holds one through slow work: see
-        # release_connection().
-        # (An in-memory database has one connection, SQLAlchemy's StaticPool.)
-        pool = (
-            {} if _in_memory(database_url) else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
-        )
-        engine = create_async_engine(
-            database_url, module=sqlite.DBAPI(), pool_reset_on_return=None, **pool
-        )
+        engine = create_async_engine(database_url, module=sqlite.DBAPI(), pool_reset_on_return=None)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     # PostgreSQL: a connection the server closed (restart, failover) is
     # replaced on checkout instead of failing the request.
     return create_async_engine(database_url, pool_pre_ping=True)
-
-
-def _in_memory(database_url: str) -> bool:
-    url = make_url(database_url)
-    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -89,8 +70,9 @@ async def release_connection(session: AsyncSession) -> None:
     needs no database: processing an image, hashing a password.
 
     A request holds its pooled connection from its first statement to its
-    commit; a handful of uploads waiting for the image thread would otherwise
-    hold every connection while reads queue behind them. Only for a session
+    commit; uploads waiting for the image thread would otherwise hold
+    connections that other requests queue for (SQLAlchemy's default pool has
+    5, and 10 more under load). Only for a session
     that has read but not written: it ends that read-only transaction. What it
     loaded stays usable (expire_on_commit=False), and the next statement takes
     a connection again.
