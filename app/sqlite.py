@@ -56,7 +56,8 @@ def _is_read(operation: str) -> bool:
 
 
 class BufferedCursor:
-    """A DB-API cursor that runs each statement in one trip and keeps its rows.
+    """A DB-API cursor that reads on the event loop, runs anything else in one
+    trip to the driver's thread, and keeps the rows.
 
     SQLAlchemy's own adapter buffers every row of a result as well, so memory
     use is unchanged; `AsyncSession.stream()` still gets a server-side cursor.
@@ -151,8 +152,11 @@ class Connection(AsyncAdapt_aiosqlite_connection):
     def read_without_waiting(self, function: Callable[[sqlite3.Connection], None]) -> bool:
         """Call `function` here, on the event loop's thread, unless SQLite would
         make it wait for a lock: then return False, having changed nothing."""
-        driver = self._driver._conn
-        driver.execute("PRAGMA busy_timeout = 0").close()
+        try:
+            driver = self._driver._conn
+            driver.execute("PRAGMA busy_timeout = 0").close()
+        except Exception as error:
+            self._handle_exception(error)
         try:
             function(driver)
         except sqlite3.OperationalError as error:
