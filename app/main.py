@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Everything made at start-up (modules, routes, mappers, templates)
         # lives as long as the process: moved out of the garbage collector's
         # sight, it is no longer scanned again and again while requests
-        # allocate (about 5% of the CPU of a page of posts).
+        # allocate.
         gc.collect()
         gc.freeze()
         try:

@@ -7,8 +7,9 @@ SQLAlchemy's aiosqlite adapter makes four of those trips for each statement
 (open a cursor, execute, fetch the rows, close the cursor) and one more for
 each commit, even when nothing was written.
 
-A trip costs far more than a read. SQLite reads a page of posts in about
-20 µs. In a thread next to a busy event loop the same read is slow, because
+A trip costs far more than a read. SQLite reads a page of posts from its
+cache in microseconds. In a thread next to a busy event loop the same read is
+slow, because
 Python's sqlite3 lets go of the GIL for every column of every row it converts,
 and each time the thread must win the GIL back from the loop: a forced switch
 per column, hundreds per page.
