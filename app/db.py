@@ -34,13 +34,13 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # SQLite ships with foreign keys off; ON DELETE CASCADE needs them on.
-    # WAL lets readers continue while one writer commits, and busy_timeout
-    # makes a second writer wait for the lock instead of failing at once.
+    # WAL lets readers continue while one writer commits. The adapter sets the
+    # busy timeout, which makes a second writer wait for the lock instead of
+    # failing at once (see app/sqlite.py).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={sqlite.BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -19,11 +19,14 @@ So this adapter:
 - runs a SELECT on the event loop's own thread, where giving up and taking back
   the GIL costs nothing. In WAL mode (see `app/db.py`) a reader never waits
   for a writer. For the rare moment when SQLite would still make it wait (a
-  busy WAL index), the busy timeout is 0 while the read runs: SQLite answers
-  SQLITE_BUSY at once and the read is run again in the thread, where waiting
-  is harmless. No read ever sleeps on the loop;
+  busy WAL index), the busy timeout is 0 while reads run on the loop: SQLite
+  answers SQLITE_BUSY at once and the read is run again in the thread, where
+  waiting is harmless. No read ever sleeps on the loop;
 - runs every other statement (INSERT, UPDATE, DELETE, PRAGMA, SAVEPOINT) as
-  one call in the connection's thread: execute, fetch, close;
+  one call in the connection's thread: execute, fetch, close. There the busy
+  timeout is BUSY_TIMEOUT_MS, so a second writer waits for the lock instead
+  of failing at once. The timeout changes only when a connection goes from
+  one side to the other, so a request that only reads never changes it;
 - skips commit and rollback when SQLite has no transaction open, which is the
   case after a request that only read.
 
@@ -130,17 +133,28 @@ class BufferedCursor:
 
 
 class Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    # Whether SQLite's busy timeout is BUSY_TIMEOUT_MS (statements in the
+    # thread may wait for a lock) or 0 (reads on the loop never wait).
+    __slots__ = ("_waits",)
+
+    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        self._waits = True  # sqlite3.connect(timeout=...) in DBAPI.connect
 
     @property
     def _driver(self) -> aiosqlite.Connection:
         return cast(aiosqlite.Connection, self._connection)
 
     def run(self, function: Callable[[sqlite3.Connection], T]) -> T:
-        """Call `function` with the sqlite3 connection, on the connection's thread."""
+        """Call `function` with the sqlite3 connection, on the connection's thread,
+        where a statement may wait for a lock."""
         driver = self._driver
+        set_timeout = not self._waits
+        self._waits = True
 
         def on_thread() -> T:
+            if set_timeout:
+                driver._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").close()
             return function(driver._conn)
 
         try:
@@ -155,10 +169,9 @@ class Connection(AsyncAdapt_aiosqlite_connection):
         make it wait for a lock: then return False, having changed nothing."""
         try:
             driver = self._driver._conn
-            driver.execute("PRAGMA busy_timeout = 0").close()
-        except Exception as error:
-            self._handle_exception(error)
-        try:
+            if self._waits:
+                driver.execute("PRAGMA busy_timeout = 0").close()
+                self._waits = False
             function(driver)
         except sqlite3.OperationalError as error:
             if error.sqlite_errorcode & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
@@ -166,8 +179,6 @@ class Connection(AsyncAdapt_aiosqlite_connection):
             self._handle_exception(error)
         except Exception as error:
             self._handle_exception(error)
-        finally:
-            driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").close()
         # SQLAlchemy's AsyncConnection checks that every call awaited something
         # (to catch a synchronous driver passed by mistake); a read that had
         # nothing to wait for awaits a future that is already done.
@@ -178,6 +189,8 @@ class Connection(AsyncAdapt_aiosqlite_connection):
 
     def cursor(self, server_side: bool = False) -> Any:
         if server_side:
+            # Its statements run in the thread, through aiosqlite.
+            self.run(lambda driver: None)
             return super().cursor(server_side=True)
         return BufferedCursor(self)
 
@@ -202,5 +215,6 @@ class DBAPI(AsyncAdapt_aiosqlite_dbapi):
         # Reads use the connection from the event loop's thread, writes from
         # aiosqlite's; never both at once, as SQLAlchemy awaits each call.
         kw["check_same_thread"] = False
+        kw["timeout"] = BUSY_TIMEOUT_MS / 1000
         adapted = super().connect(*arg, **kw)
         return Connection(self, adapted._connection)
