@@ -137,7 +137,7 @@ class Connection(AsyncAdapt_aiosqlite_connection):
     # thread may wait for a lock) or 0 (reads on the loop never wait).
     __slots__ = ("_waits",)
 
-    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+    def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._waits = True  # sqlite3.connect(timeout=...) in DBAPI.connect
 
