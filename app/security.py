@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings, SettingsDep
-from app.db import SessionDep
+from app.db import SAFE_METHODS, SessionDep
 from app.errors import Forbidden
 from app.models import User, UserPrivate
 
@@ -264,7 +264,7 @@ class CsrfFailed(Forbidden):
 
 async def verify_csrf(request: Request, settings: SettingsDep) -> None:
     """Refuse any state-changing page request whose form lacks a valid CSRF token."""
-    if request.method in {"GET", "HEAD", "OPTIONS"}:
+    if request.method in SAFE_METHODS:
         return
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
@@ -273,3 +273,10 @@ async def verify_csrf(request: Request, settings: SettingsDep) -> None:
         raise CsrfFailed
     if not hmac.compare_digest(submitted, _csrf_signature(cookie_value, settings)):
         raise CsrfFailed
+
+
+# On every page router, so that no page can forget them: every state-changing
+# request must carry a valid CSRF token, and every page knows who is logged in
+# (for the navigation). Routes that need a user declare `PageUser`; FastAPI
+# resolves get_page_user once per request either way.
+PAGE_DEPENDENCIES = [Depends(verify_csrf), Depends(get_page_user)]

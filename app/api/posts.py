@@ -12,7 +12,7 @@ from app.posts import PostPage
 from app.security import CurrentUser
 from app.storage import StorageDep
 
-router = APIRouter(prefix="/posts", tags=["posts"])
+router = APIRouter(prefix="/api/posts", tags=["posts"])
 
 
 @router.get("", response_model=PostsPublic)

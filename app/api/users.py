@@ -15,7 +15,7 @@ from app.posts import PostPage
 from app.security import CurrentUser, create_access_token
 from app.storage import StorageDep
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/api/users", tags=["users"])
 
 
 class Token(BaseModel):

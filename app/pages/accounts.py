@@ -14,6 +14,7 @@ from app.images import ImageRejected, ImagesDep, UploadTooLarge
 from app.models import User, UserCreate, UserUpdate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.security import (
+    PAGE_DEPENDENCIES,
     OptionalPageUser,
     PageUser,
     clear_login_cookie,
@@ -22,7 +23,7 @@ from app.security import (
 )
 from app.storage import StorageDep
 
-router = APIRouter()
+router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
 FormText = Annotated[str, Form()]
 

@@ -14,10 +14,10 @@ from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.posts import PostPage
-from app.security import PageUser
+from app.security import PAGE_DEPENDENCIES, PageUser
 from app.storage import StorageDep
 
-router = APIRouter()
+router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
 PageNumber = Annotated[int, Query(ge=1, le=100_000)]
 # ?fragment=1 asks for just the cards and the pager, for "Load more" in place.
