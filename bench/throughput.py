@@ -7,11 +7,15 @@
    ceiling (bench/ceiling.py: static bodies of the same sizes) the same way.
 4. Loads each route on both, alternately, at 32 connections for a fixed time,
    with wrk where it is installed (Debian: apt-get install wrk), else with a
-   small asyncio HTTP/1.1 client that measures the same figures.
-5. Prints req/s, p50 and p99 per route and the ratio to the ceiling.
+   small asyncio HTTP/1.1 client that measures the same figures. It does so
+   for several rounds: the load generator shares the machine with the server,
+   and one round's ceiling can differ from the next by half.
+5. Prints, per route, the median over the rounds of req/s, p50 and p99, of
+   the ceiling, and of the ratio to the ceiling (each round's ratio compares
+   two loads taken one after the other), with the lowest and highest ratio.
 
-Options: --duration SECONDS (default 5), --connections N (default 32),
---client wrk|python.
+Options: --duration SECONDS (default 5), --rounds N (default 3),
+--connections N (default 32), --client wrk|python.
 """
 
 import argparse
@@ -178,6 +182,7 @@ def load_with_python(url: str, connections: int, duration: int) -> Load:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
@@ -199,7 +204,7 @@ def main() -> None:
         )
         statements = asyncio.run(count_statements(settings))
 
-        results: dict[str, tuple[Load, Load]] = {}
+        rounds: dict[str, list[tuple[Load, Load]]] = {route: [] for route in ROUTES}
         with uvicorn("app.main:create_app", env, "--factory", *UVICORN_FAST) as (blog, _pid):
             spec = {}
             for route in ROUTES:
@@ -210,32 +215,36 @@ def main() -> None:
             spec_file.write_text(json.dumps(spec))
             ceiling_env = {"BENCH_CEILING_SPEC": str(spec_file)}
             with uvicorn("bench.ceiling:app", ceiling_env, *UVICORN_FAST) as (ceiling, _pid):
-                for route in ROUTES:
-                    app_load = load(blog + route, options.connections, options.duration)
-                    ceiling_load = load(ceiling + route, options.connections, options.duration)
-                    results[route] = (app_load, ceiling_load)
+                for _round in range(options.rounds):
+                    for route in ROUTES:
+                        app_load = load(blog + route, options.connections, options.duration)
+                        ceiling_load = load(ceiling + route, options.connections, options.duration)
+                        rounds[route].append((app_load, ceiling_load))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(
         f"client: {options.client}, {options.connections} connections, "
-        f"{options.duration} s per route and server; one uvicorn worker; SQLite, "
-        f"{USERS} users, {POSTS} posts"
+        f"{options.duration} s per route and server, {options.rounds} rounds (medians); "
+        f"one uvicorn worker; SQLite, {USERS} users, {POSTS} posts"
     )
     header = (
         f"{'route':<20}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'ceiling':>10}{'ratio':>8}{'SQL/req':>9}  body"
+        f"{'ceiling':>10}{'ratio':>8}{'low-high':>14}{'SQL/req':>9}  body"
     )
     print(header)
     print("-" * len(header))
     for route in ROUTES:
-        blog_load, ceiling_load = results[route]
-        ratio = blog_load.requests_per_second / ceiling_load.requests_per_second
+        loads = rounds[route]
+        ratios = [blog.requests_per_second / top.requests_per_second for blog, top in loads]
         print(
-            f"{ROUTE_NAMES[route]:<20}{blog_load.requests_per_second:>9.0f}"
-            f"{blog_load.p50_ms:>9.1f}{blog_load.p99_ms:>9.1f}"
-            f"{ceiling_load.requests_per_second:>10.0f}{ratio:>7.1%} {statements[route]:>8}"
-            f"  {spec[route][0]} B"
+            f"{ROUTE_NAMES[route]:<20}"
+            f"{statistics.median(blog.requests_per_second for blog, _ in loads):>9.0f}"
+            f"{statistics.median(blog.p50_ms for blog, _ in loads):>9.1f}"
+            f"{statistics.median(blog.p99_ms for blog, _ in loads):>9.1f}"
+            f"{statistics.median(top.requests_per_second for _, top in loads):>10.0f}"
+            f"{statistics.median(ratios):>7.1%} {min(ratios):>6.1%}-{max(ratios):<6.1%}"
+            f"{statements[route]:>8}  {spec[route][0]} B"
         )
 
 
