@@ -189,7 +189,8 @@ class Connection(AsyncAdapt_aiosqlite_connection):
 
     def cursor(self, server_side: bool = False) -> Any:
         if server_side:
-            # Its statements run in the thread, through aiosqlite.
+            # A streamed result reads in the thread, through aiosqlite, where
+            # it may wait for a lock: give it the busy timeout first.
             self.run(lambda driver: None)
             return super().cursor(server_side=True)
         return BufferedCursor(self)
