@@ -46,12 +46,17 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def uvicorn(target: str, env: dict[str, str], *options: str) -> Iterator[tuple[str, int]]:
-    """Serve `target` with uvicorn (one worker); yields its URL and process id."""
+def uvicorn(
+    target: str, env: dict[str, str], *options: str, checkout: Path = ROOT
+) -> Iterator[tuple[str, int]]:
+    """Serve `target` from `checkout` with uvicorn (one worker); yields its URL
+    and process id."""
     port = free_port()
     command = [str(BIN / "uvicorn"), target, "--port", str(port), "--log-level", "warning"]
     process = subprocess.Popen(  # noqa: S603
-        [*command, *options], cwd=ROOT, env={**os.environ, **env}
+        [*command, *options],
+        cwd=checkout,
+        env={**os.environ, **env, "PYTHONPATH": str(checkout)},
     )
     url = f"http://127.0.0.1:{port}"
     try:
