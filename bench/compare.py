@@ -84,9 +84,12 @@ def main() -> None:
             for url, _pid in started.values():  # warm up: connect, compile, fill caches
                 for route in routes:
                     load(url + route, options.connections, 1)
-            for _round in range(options.rounds):
+            for number in range(options.rounds):
+                # Each version goes first in every other round, so that neither
+                # always runs right after the other's load.
+                order = list(started.items())[:: 1 if number % 2 == 0 else -1]
                 for route in routes:
-                    for name, (url, pid) in started.items():
+                    for name, (url, pid) in order:
                         before = cpu_seconds(pid)
                         result = load(url + route, options.connections, options.duration)
                         spent = cpu_seconds(pid) - before
