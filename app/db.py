@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import sqlite
@@ -54,20 +53,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, class_=FileSession, expire_on_commit=False)
 
 
-# GET, HEAD and OPTIONS are safe methods (RFC 9110): they only read.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_FLUSHED = "flushed"  # in session.info: this transaction has written rows
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request.
-
-    A request that may write (POST, PUT, PATCH, DELETE) commits if the
-    handler succeeded and rolls back otherwise. A safe request (GET, HEAD,
-    OPTIONS) only read: closing the session ends its transaction, without
-    the work of a commit. One that changed something anyway is a bug, and
-    fails loudly rather than losing the change in silence.
-    """
+    """One session per request: commit if the handler succeeded, roll back otherwise."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:
@@ -75,24 +62,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        if request.method not in SAFE_METHODS:
-            await session.commit()
-        elif session.new or session.dirty or session.deleted or session.info.get(_FLUSHED):
-            raise RuntimeError(
-                f"{request.method} {request.url.path} changed the database; "
-                "only POST, PUT, PATCH and DELETE requests commit"
-            )
-
-
-@event.listens_for(Session, "after_flush")
-def _mark_flushed(session: Session, _flush: UOWTransaction) -> None:
-    session.info[_FLUSHED] = True
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _clear_flushed(session: Session) -> None:
-    session.info.pop(_FLUSHED, None)
+        await session.commit()
 
 
 async def release_connection(session: AsyncSession) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.pool import QueuePool
 from sqlmodel import select
 
 from app import security
-from app.db import SessionDep, create_engine
+from app.db import create_engine
 from app.models import Post, User, utcnow
 from tests import pictures
 from tests.conftest import Account, LiveServer, create_post, csrf_from, login, page_login
@@ -188,20 +188,3 @@ async def test_an_in_memory_sqlite_database_still_connects() -> None:
             assert (await connection.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await engine.dispose()
-
-
-async def test_a_get_that_writes_fails_and_keeps_nothing(
-    server: LiveServer, client: httpx.AsyncClient
-) -> None:
-    # GET requests end their session without a commit; a GET that wrote
-    # anyway is a bug that must show, not a change that silently vanishes.
-    async def sneaky_write(session: SessionDep) -> dict[str, str]:
-        session.add(User(username="sneaky", email="sneaky@example.com", password_hash="x"))
-        await session.flush()
-        return {"status": "written"}
-
-    server.app.add_api_route("/sneaky-write", sneaky_write, methods=["GET"])
-    response = await client.get("/sneaky-write")
-    assert response.status_code == 500
-    async with server.app.state.sessionmaker() as session:
-        assert (await session.exec(select(User).where(User.username == "sneaky"))).first() is None
