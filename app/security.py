@@ -156,9 +156,11 @@ def clear_login_cookie(response: Response, settings: Settings) -> None:
     )
 
 
-async def get_page_user(
-    request: Request, settings: SettingsDep, session: SessionDep
-) -> User | None:
+async def get_page_user(request: Request, session: SessionDep) -> User | None:
+    # Every page runs this and verify_csrf, so they read the settings from the
+    # app rather than declare SettingsDep: FastAPI resolves each declared
+    # dependency anew for every one that declares it, even when it is cached.
+    settings: Settings = request.app.state.settings
     user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
     # The layout (navigation, error pages) needs who is logged in. It gets a
     # plain copy, not the row: if the request fails, the rollback expires every
@@ -262,10 +264,11 @@ class CsrfFailed(Forbidden):
         )
 
 
-async def verify_csrf(request: Request, settings: SettingsDep) -> None:
+async def verify_csrf(request: Request) -> None:
     """Refuse any state-changing page request whose form lacks a valid CSRF token."""
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return
+    settings: Settings = request.app.state.settings
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     cookie_value = request.cookies.get(CSRF_COOKIE)
