@@ -80,14 +80,19 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def app_settings(request: Request) -> Settings:
+    """The settings the running app was built with (tests build apps with their own)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 async def get_app_settings(request: Request) -> Settings:
-    """The settings the running app was built with (tests build apps with their own).
+    """`app_settings` as a dependency.
 
     `async def` although it never awaits: FastAPI runs a plain `def` dependency
     in its thread pool, a trip to another thread on every request for a lookup.
     """
-    settings: Settings = request.app.state.settings
-    return settings
+    return app_settings(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -24,7 +24,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from app.config import Settings, SettingsDep
+from app.config import Settings, SettingsDep, app_settings
 from app.db import SessionDep
 from app.errors import Forbidden
 from app.models import User, UserPrivate
@@ -160,7 +160,7 @@ async def get_page_user(request: Request, session: SessionDep) -> User | None:
     # Every page runs this and verify_csrf, so they read the settings from the
     # app rather than declare SettingsDep: FastAPI resolves each declared
     # dependency anew for every one that declares it, even when it is cached.
-    settings: Settings = request.app.state.settings
+    settings = app_settings(request)
     user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
     # The layout (navigation, error pages) needs who is logged in. It gets a
     # plain copy, not the row: if the request fails, the rollback expires every
@@ -268,7 +268,7 @@ async def verify_csrf(request: Request) -> None:
     """Refuse any state-changing page request whose form lacks a valid CSRF token."""
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return
-    settings: Settings = request.app.state.settings
+    settings = app_settings(request)
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     cookie_value = request.cookies.get(CSRF_COOKIE)

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import Settings, app_settings
 from app.security import csrf_token, set_csrf_cookie, sign
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -92,7 +92,7 @@ def render(
     status_code: int = 200,
 ) -> HTMLResponse:
     """Render a page in the layout, with who is logged in, a CSRF token and any flash."""
-    settings: Settings = request.app.state.settings
+    settings = app_settings(request)
     flash = _read_flash(request, settings)
     page_context = {
         "current_user": getattr(request.state, "user", None),
@@ -114,7 +114,7 @@ def redirect(
     """Post/redirect/get: answer a form with 303 so a refresh never posts twice."""
     response = RedirectResponse(url, status_code=303)
     if message:
-        settings: Settings = request.app.state.settings
+        settings = app_settings(request)
         payload = base64.urlsafe_b64encode(
             json.dumps({"message": message, "category": category}).encode()
         ).decode()
