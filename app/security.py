@@ -30,6 +30,8 @@ from app.errors import Forbidden
 from app.models import User, UserPrivate
 
 TOKEN_ALGORITHM = "HS256"
+# Requests that change nothing, so carry no form to check.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # argon2-cffi's defaults are Argon2id with the RFC 9106 "low memory" profile.
 _hasher = PasswordHasher()
@@ -157,9 +159,16 @@ def clear_login_cookie(response: Response, settings: Settings) -> None:
 
 
 async def get_page_user(request: Request, session: SessionDep) -> User | None:
-    # Every page runs this and verify_csrf, so they read the settings from the
-    # app rather than declare SettingsDep: FastAPI resolves each declared
-    # dependency anew for every one that declares it, even when it is cached.
+    """Who is logged in, for every page; first, for a form sent to a page, its
+    CSRF token.
+
+    One dependency does both, and reads the settings from the app rather than
+    declaring SettingsDep: FastAPI solves every dependency a route declares
+    again on each request, sub-dependencies included, even when its value is
+    cached, and every page pays for each one.
+    """
+    if request.method not in SAFE_METHODS:
+        await verify_csrf(request)
     settings = app_settings(request)
     user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
     # The layout (navigation, error pages) needs who is logged in. It gets a
@@ -265,9 +274,7 @@ class CsrfFailed(Forbidden):
 
 
 async def verify_csrf(request: Request) -> None:
-    """Refuse any state-changing page request whose form lacks a valid CSRF token."""
-    if request.method in {"GET", "HEAD", "OPTIONS"}:
-        return
+    """Refuse a state-changing page request whose form lacks a valid CSRF token."""
     settings = app_settings(request)
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
@@ -278,8 +285,8 @@ async def verify_csrf(request: Request) -> None:
         raise CsrfFailed
 
 
-# On every page router, so that no page can forget them: every state-changing
+# On every page router, so that no page can forget it: every state-changing
 # request must carry a valid CSRF token, and every page knows who is logged in
 # (for the navigation). Routes that need a user declare `PageUser`; FastAPI
-# resolves get_page_user once per request either way.
-PAGE_DEPENDENCIES = [Depends(verify_csrf), Depends(get_page_user)]
+# runs get_page_user once per request either way.
+PAGE_DEPENDENCIES = [Depends(get_page_user)]
