@@ -8,13 +8,15 @@
 4. Loads each route on both, alternately, at 32 connections for a fixed time,
    with wrk where it is installed (Debian: apt-get install wrk), else with a
    small asyncio HTTP/1.1 client that measures the same figures. It does so
-   for several rounds: the load generator shares the machine with the server,
-   and one round's ceiling can differ from the next by half.
+   for several short rounds, the blog first in one round and the ceiling
+   first in the next: the load generator shares the machine with the server,
+   and the machine's speed drifts by a third within minutes, so a ratio is
+   only fair between two loads taken back to back.
 5. Prints, per route, the median over the rounds of req/s, p50 and p99, of
    the ceiling, and of the ratio to the ceiling (each round's ratio compares
    two loads taken one after the other), with the lowest and highest ratio.
 
-Options: --duration SECONDS (default 5), --rounds N (default 3),
+Options: --duration SECONDS (default 2), --rounds N (default 7),
 --connections N (default 32), --client wrk|python.
 """
 
@@ -181,14 +183,17 @@ def load_with_python(url: str, connections: int, duration: int) -> Load:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
         "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
     )
     options = parser.parse_args()
     load = load_with_wrk if options.client == "wrk" else load_with_python
+
+    def measure(url: str) -> Load:
+        return load(url, options.connections, options.duration)
 
     workdir = Path(tempfile.mkdtemp(prefix="blog-throughput-"))
     env = app_environment(workdir)
@@ -215,10 +220,16 @@ def main() -> None:
             spec_file.write_text(json.dumps(spec))
             ceiling_env = {"BENCH_CEILING_SPEC": str(spec_file)}
             with uvicorn("bench.ceiling:app", ceiling_env, *UVICORN_FAST) as (ceiling, _pid):
-                for _round in range(options.rounds):
+                for number in range(options.rounds):
                     for route in ROUTES:
-                        app_load = load(blog + route, options.connections, options.duration)
-                        ceiling_load = load(ceiling + route, options.connections, options.duration)
+                        # The ceiling goes first in every other round, so that
+                        # drift in the machine's speed favours neither.
+                        if number % 2:
+                            ceiling_load = measure(ceiling + route)
+                            app_load = measure(blog + route)
+                        else:
+                            app_load = measure(blog + route)
+                            ceiling_load = measure(ceiling + route)
                         rounds[route].append((app_load, ceiling_load))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
