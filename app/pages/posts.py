@@ -35,10 +35,6 @@ def _post_list(
     return render(request, "_post_list.html" if fragment else template, list_context)
 
 
-# The two lists, the busiest pages, read the page size from the app's settings
-# rather than declare SettingsDep: one dependency fewer to solve per request.
-
-
 @router.get("/")
 async def home(
     request: Request,
@@ -46,6 +42,8 @@ async def home(
     page: PageNumber = 1,
     fragment: Fragment = False,
 ) -> HTMLResponse:
+    # The settings come from the app rather than a SettingsDep parameter: on
+    # the two lists, the busiest pages, one dependency fewer to solve.
     per_page = app_settings(request).posts_per_page
     result = await posts.list_posts(session, skip=(page - 1) * per_page, limit=per_page)
     return _post_list(request, "home.html", result, page, fragment)
