@@ -1,0 +1,182 @@
+"""The garbage collector's share of the blog's time under load, at Python's
+default threshold and at the app's, side by side in one run:
+`python bench/collector.py`.
+
+The app raises the threshold at which the collector scans the youngest
+objects (`YOUNG_GC_THRESHOLD` in app/main.py). This serves the blog twice
+from one seeded SQLite database (50 users, 1,000 posts, as
+bench/throughput.py): once as it ships, once with Python's default of 700.
+Both run through this module's `create_app`, which times the collector with
+`gc.callbacks` and writes its figures to a file when the process gets
+SIGUSR1. Each route is loaded on both servers in turns for several rounds,
+and the table shows, per route and server, the medians of req/s, CPU time per
+request (from /proc, so Linux only), the collector's time per request and its
+collections of the youngest generation per 100 requests.
+
+Options: --rounds N (default 5), --duration SECONDS (default 3),
+--connections N (default 32), --client wrk|python, --route PATH (repeat;
+default /, /posts/500, /api/posts).
+"""
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from fastapi import FastAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import app.main  # noqa: E402
+from bench.compare import DEFAULT_ROUTES, cpu_seconds  # noqa: E402
+from bench.server import app_environment, migrate, uvicorn  # noqa: E402
+from bench.throughput import UVICORN_FAST, load_with_python, load_with_wrk, seed  # noqa: E402
+
+PYTHON_DEFAULT = gc.get_threshold()[0]
+
+
+# --- in the served process ---------------------------------------------------------
+
+
+def create_app() -> FastAPI:
+    """The blog, with a stopwatch on the garbage collector.
+
+    BENCH_YOUNG_GC_THRESHOLD, if set, replaces the app's threshold; SIGUSR1
+    writes the collector's time and collections so far to BENCH_GC_FILE.
+    """
+    if threshold := os.environ.get("BENCH_YOUNG_GC_THRESHOLD"):
+        app.main.YOUNG_GC_THRESHOLD = int(threshold)
+    spent = 0.0
+    collections = [0, 0, 0]
+    started = 0.0
+
+    def stopwatch(phase: str, info: dict[str, Any]) -> None:
+        nonlocal spent, started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            spent += time.perf_counter() - started
+            collections[info["generation"]] += 1
+
+    def report(_signal: int, _frame: FrameType | None) -> None:
+        target = Path(os.environ["BENCH_GC_FILE"])
+        partial = target.with_suffix(".partial")
+        partial.write_text(json.dumps({"seconds": spent, "collections": collections}))
+        partial.rename(target)
+
+    gc.callbacks.append(stopwatch)
+    signal.signal(signal.SIGUSR1, report)
+    return app.main.create_app()
+
+
+# --- the run ---------------------------------------------------------------------
+
+
+def collector_so_far(pid: int, report: Path) -> tuple[float, int]:
+    """Seconds spent collecting and young collections, as the server reports them."""
+    report.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not report.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not report its garbage collector")
+        time.sleep(0.01)
+    figures = json.loads(report.read_text())
+    return figures["seconds"], figures["collections"][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--route", action="append", dest="routes")
+    parser.add_argument(
+        "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
+    )
+    options = parser.parse_args()
+    routes = options.routes or DEFAULT_ROUTES
+    load = load_with_wrk if options.client == "wrk" else load_with_python
+
+    thresholds = {
+        f"default {PYTHON_DEFAULT:,}": PYTHON_DEFAULT,
+        f"app {app.main.YOUNG_GC_THRESHOLD:,}": app.main.YOUNG_GC_THRESHOLD,
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="blog-collector-"))
+    env = app_environment(workdir)
+    figures: dict[tuple[str, str], dict[str, list[float]]] = {
+        (name, route): {"rate": [], "cpu": [], "gc": [], "young": []}
+        for name in thresholds
+        for route in routes
+    }
+    try:
+        migrate(env)
+        asyncio.run(seed(env["DATABASE_URL"]))
+        with ExitStack() as servers:
+            started = {}
+            for number, (name, threshold) in enumerate(thresholds.items()):
+                report = workdir / f"collector-{number}.json"
+                server_env = {
+                    **env,
+                    "BENCH_YOUNG_GC_THRESHOLD": str(threshold),
+                    "BENCH_GC_FILE": str(report),
+                }
+                url, pid = servers.enter_context(
+                    uvicorn("bench.collector:create_app", server_env, "--factory", *UVICORN_FAST)
+                )
+                started[name] = (url, pid, report)
+            for url, _pid, _report in started.values():  # warm up
+                for route in routes:
+                    load(url + route, options.connections, 1)
+            for number in range(options.rounds):
+                # Each server goes first in every other round.
+                order = list(started.items())[:: 1 if number % 2 == 0 else -1]
+                for route in routes:
+                    for name, (url, pid, report) in order:
+                        cpu_before = cpu_seconds(pid)
+                        gc_before, young_before = collector_so_far(pid, report)
+                        result = load(url + route, options.connections, options.duration)
+                        gc_after, young_after = collector_so_far(pid, report)
+                        cpu_spent = cpu_seconds(pid) - cpu_before
+                        served = result.requests_per_second * options.duration
+                        row = figures[(name, route)]
+                        row["rate"].append(result.requests_per_second)
+                        row["cpu"].append(cpu_spent / served * 1000)
+                        row["gc"].append((gc_after - gc_before) / served * 1000)
+                        row["young"].append((young_after - young_before) / served * 100)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"client: {options.client}, {options.connections} connections, {options.duration} s "
+        f"per route and server, {options.rounds} rounds (medians); one uvicorn worker each"
+    )
+    header = (
+        f"{'route':<14}{'threshold':<16}{'req/s':>8}{'CPU ms/req':>12}"
+        f"{'GC ms/req':>11}{'GC share':>10}{'young GCs/100 req':>19}"
+    )
+    print(header)
+    print("-" * len(header))
+    for route in routes:
+        for name in thresholds:
+            row = {key: statistics.median(values) for key, values in figures[(name, route)].items()}
+            print(
+                f"{route:<14}{name:<16}{row['rate']:>8.0f}{row['cpu']:>12.3f}"
+                f"{row['gc']:>11.3f}{row['gc'] / row['cpu']:>10.1%}{row['young']:>19.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
