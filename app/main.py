@@ -139,7 +139,7 @@ def _image_origins(settings: Settings) -> tuple[str, ...]:
 
 
 # New objects, net of those freed, at which the garbage collector scans the
-# youngest generation (Python's default is 700): see the lifespan.
+# youngest generation (700 by default up to Python 3.13): see the lifespan.
 YOUNG_GC_THRESHOLD = 10_000
 
 
@@ -168,7 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         # A page of posts has some 750 new objects alive at its peak (rows,
         # ORM state, the page being written), more than the 700 at which the
-        # collector scans the youngest objects by default. So under load it
+        # collector scans the youngest objects by default (up to Python 3.13). So under load it
         # ran in about every other request, and moved that request's objects
         # into an older generation, to be scanned again there. Their reference
         # counts free nearly all of them when the request ends: at 10,000,

@@ -158,14 +158,15 @@ def clear_login_cookie(response: Response, settings: Settings) -> None:
     )
 
 
-async def get_page_user(request: Request, session: SessionDep) -> User | None:
-    """Who is logged in, for every page; first, for a form sent to a page, its
-    CSRF token.
+async def page_request(request: Request, session: SessionDep) -> User | None:
+    """Check a request to a page and say who makes it: a form's CSRF token
+    first, then the logged-in user (None for a visitor).
 
-    One dependency does both, and reads the settings from the app rather than
-    declaring SettingsDep: FastAPI solves every dependency a route declares
-    again on each request, sub-dependencies included, even when its value is
-    cached, and every page pays for each one.
+    Every page router declares this one dependency. FastAPI solves each of a
+    route's dependencies on every request, and a shared one again for every
+    dependency that declares it, even when its value is cached; so the two
+    checks share one dependency, which reads the settings from the app rather
+    than declaring SettingsDep.
     """
     if request.method not in SAFE_METHODS:
         await verify_csrf(request)
@@ -178,7 +179,7 @@ async def get_page_user(request: Request, session: SessionDep) -> User | None:
     return user
 
 
-OptionalPageUser = Annotated[User | None, Depends(get_page_user)]
+OptionalPageUser = Annotated[User | None, Depends(page_request)]
 
 
 class LoginRequired(Exception):
@@ -286,7 +287,7 @@ async def verify_csrf(request: Request) -> None:
 
 
 # On every page router, so that no page can forget it: every state-changing
-# request must carry a valid CSRF token, and every page knows who is logged in
-# (for the navigation). Routes that need a user declare `PageUser`; FastAPI
-# runs get_page_user once per request either way.
-PAGE_DEPENDENCIES = [Depends(get_page_user)]
+# request must carry a valid CSRF token (page_request checks it), and every
+# page knows who is logged in (for the navigation). Routes that need a user
+# declare `PageUser`; FastAPI runs page_request once per request either way.
+PAGE_DEPENDENCIES = [Depends(page_request)]
