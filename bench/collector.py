@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 import app.main  # noqa: E402
 from bench.compare import DEFAULT_ROUTES, cpu_seconds  # noqa: E402
 from bench.server import app_environment, migrate, uvicorn  # noqa: E402
-from bench.throughput import UVICORN_FAST, load_with_python, load_with_wrk, seed  # noqa: E402
+from bench.throughput import UVICORN_FAST, add_load_options, load_generator, seed  # noqa: E402
 
 PYTHON_DEFAULT = gc.get_threshold()[0]
 
@@ -102,16 +102,11 @@ def collector_so_far(pid: int, report: Path) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=32)
+    add_load_options(parser, rounds=5, duration=3)
     parser.add_argument("--route", action="append", dest="routes")
-    parser.add_argument(
-        "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
-    )
     options = parser.parse_args()
     routes = options.routes or DEFAULT_ROUTES
-    load = load_with_wrk if options.client == "wrk" else load_with_python
+    measure = load_generator(options)
 
     thresholds = {
         f"default {PYTHON_DEFAULT:,}": PYTHON_DEFAULT,
@@ -142,7 +137,7 @@ def main() -> None:
                 started[name] = (url, pid, report)
             for url, _pid, _report in started.values():  # warm up
                 for route in routes:
-                    load(url + route, options.connections, 1)
+                    measure(url + route, 1)
             for number in range(options.rounds):
                 # Each server goes first in every other round.
                 order = list(started.items())[:: 1 if number % 2 == 0 else -1]
@@ -150,7 +145,7 @@ def main() -> None:
                     for name, (url, pid, report) in order:
                         cpu_before = cpu_seconds(pid)
                         gc_before, young_before = collector_so_far(pid, report)
-                        result = load(url + route, options.connections, options.duration)
+                        result = measure(url + route)
                         gc_after, young_after = collector_so_far(pid, report)
                         cpu_spent = cpu_seconds(pid) - cpu_before
                         served = result.requests_per_second * options.duration
@@ -174,10 +169,12 @@ def main() -> None:
     print("-" * len(header))
     for route in routes:
         for name in thresholds:
-            row = {key: statistics.median(values) for key, values in figures[(name, route)].items()}
+            row = figures[(name, route)]
+            median = {key: statistics.median(values) for key, values in row.items()}
             print(
-                f"{route:<14}{name:<16}{row['rate']:>8.0f}{row['cpu']:>12.3f}"
-                f"{row['gc']:>11.3f}{row['gc'] / row['cpu']:>10.1%}{row['young']:>19.1f}"
+                f"{route:<14}{name:<16}{median['rate']:>8.0f}{median['cpu']:>12.3f}"
+                f"{median['gc']:>11.3f}{median['gc'] / median['cpu']:>10.1%}"
+                f"{median['young']:>19.1f}"
             )
 
 

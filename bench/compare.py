@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.server import app_environment, migrate, uvicorn  # noqa: E402
-from bench.throughput import UVICORN_FAST, load_with_python, load_with_wrk, seed  # noqa: E402
+from bench.throughput import UVICORN_FAST, add_load_options, load_generator, seed  # noqa: E402
 
 DEFAULT_ROUTES = ["/", "/posts/500", "/api/posts"]
 
@@ -48,16 +48,11 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("ref", help="the git commit or branch to compare the working tree with")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--duration", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=32)
+    add_load_options(parser, rounds=5, duration=3)
     parser.add_argument("--route", action="append", dest="routes")
-    parser.add_argument(
-        "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
-    )
     options = parser.parse_args()
     routes = options.routes or DEFAULT_ROUTES
-    load = load_with_wrk if options.client == "wrk" else load_with_python
+    measure = load_generator(options)
 
     workdir = Path(tempfile.mkdtemp(prefix="blog-compare-"))
     other = workdir / "ref"
@@ -83,7 +78,7 @@ def main() -> None:
             }
             for url, _pid in started.values():  # warm up: connect, compile, fill caches
                 for route in routes:
-                    load(url + route, options.connections, 1)
+                    measure(url + route, 1)
             for number in range(options.rounds):
                 # Each version goes first in every other round, so that neither
                 # always runs right after the other's load.
@@ -91,7 +86,7 @@ def main() -> None:
                 for route in routes:
                     for name, (url, pid) in order:
                         before = cpu_seconds(pid)
-                        result = load(url + route, options.connections, options.duration)
+                        result = measure(url + route)
                         spent = cpu_seconds(pid) - before
                         served = result.requests_per_second * options.duration
                         rates.setdefault((name, route), []).append(result.requests_per_second)

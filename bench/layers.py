@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,9 +64,10 @@ class Stopwatch:
     def __init__(self) -> None:
         self.spent: dict[str, float] = defaultdict(float)
 
-    def time(self, layer: str, module: ModuleType, name: str) -> None:
-        """Replace `module.name` with a copy that adds its time to `layer`."""
-        function: Callable[..., Any] = getattr(module, name)
+    def time(self, layer: str, owner: ModuleType | type, name: str) -> None:
+        """Replace `owner.name` (a module's function or a class's method) with
+        a copy that adds its time to `layer`."""
+        function: Callable[..., Any] = getattr(owner, name)
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
@@ -77,7 +78,7 @@ class Stopwatch:
                 finally:
                     self.spent[layer] += time.perf_counter() - started
 
-            setattr(module, name, timed_coroutine)
+            setattr(owner, name, timed_coroutine)
         else:
 
             @functools.wraps(function)
@@ -88,7 +89,7 @@ class Stopwatch:
                 finally:
                     self.spent[layer] += time.perf_counter() - started
 
-            setattr(module, name, timed)
+            setattr(owner, name, timed)
 
 
 def _scope(route: str) -> dict[str, Any]:
@@ -125,7 +126,7 @@ async def measure(rounds: int, requests: int) -> dict[str, dict[str, list[float]
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -178,22 +179,36 @@ def load_with_python(url: str, connections: int, duration: int) -> Load:
     return asyncio.run(_python_load(url, connections, duration))
 
 
+def add_load_options(parser: argparse.ArgumentParser, *, rounds: int, duration: int) -> None:
+    """The options of every benchmark that loads a server: rounds, seconds per
+    load, connections and load generator."""
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--duration", type=int, default=duration)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
+    )
+
+
+def load_generator(options: argparse.Namespace) -> Callable[..., Load]:
+    """Load a URL as the options say: `measure(url)`, or `measure(url, seconds)`
+    for another duration (a warm-up)."""
+    load = load_with_wrk if options.client == "wrk" else load_with_python
+
+    def measure(url: str, duration: int | None = None) -> Load:
+        return load(url, options.connections, duration or options.duration)
+
+    return measure
+
+
 # --- the run -------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python"
-    )
+    add_load_options(parser, rounds=7, duration=2)
     options = parser.parse_args()
-    load = load_with_wrk if options.client == "wrk" else load_with_python
-
-    def measure(url: str) -> Load:
-        return load(url, options.connections, options.duration)
+    measure = load_generator(options)
 
     workdir = Path(tempfile.mkdtemp(prefix="blog-throughput-"))
     env = app_environment(workdir)
