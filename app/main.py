@@ -168,12 +168,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         # A page of posts has some 750 new objects alive at its peak (rows,
         # ORM state, the page being written), more than the 700 at which the
-        # collector scans the youngest objects by default (up to Python 3.13). So under load it
-        # ran in about every other request, and moved that request's objects
-        # into an older generation, to be scanned again there. Their reference
-        # counts free nearly all of them when the request ends: at 10,000,
-        # the collector runs a few times per thousand requests
-        # (bench/collector.py).
+        # collector scans the youngest objects by default (up to Python 3.13).
+        # So under load it ran in about every other request, and moved that
+        # request's objects into an older generation, to be scanned again
+        # there. Their reference counts free nearly all of them when the
+        # request ends: at 10,000, the collector runs a few times per thousand
+        # requests (bench/collector.py).
         threshold = gc.get_threshold()
         gc.set_threshold(YOUNG_GC_THRESHOLD, *threshold[1:])
         try:
