@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import users
+from app import posts, users
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
@@ -115,7 +115,8 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
         if has_posts is not None:
             continue
         # The demo posts go round the users, one day apart, newest last in the list.
-        for number in range(index, len(DEMO_POSTS), len(DEMO_USERS)):
+        numbers = range(index, len(DEMO_POSTS), len(DEMO_USERS))
+        for number in numbers:
             title, content = DEMO_POSTS[number]
             posted = start + timedelta(days=number)
             session.add(
@@ -128,6 +129,7 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
                 )
             )
             added_posts += 1
+        await posts.count_posts(session, user.id, len(numbers))
     return added_users, added_posts
 
 

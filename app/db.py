@@ -13,18 +13,19 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import sqlite
 from app.storage.lifecycle import FileSession
+
+# How long a statement waits for another connection's write lock before
+# failing with "database is locked". It waits in aiosqlite's thread, never on
+# the event loop.
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        # Reads on the event loop, writes in one trip to aiosqlite's thread:
-        # see app/sqlite.py.
-        # Every session ends its transaction itself (commit, or rollback on
-        # error and on close), so the pool's extra rollback when a connection
-        # comes back would be a wasted trip on every request.
-        engine = create_async_engine(database_url, module=sqlite.DBAPI(), pool_reset_on_return=None)
+        # SQLAlchemy's own aiosqlite dialect: every statement runs in the
+        # driver's thread, so a slow query never stalls the event loop.
+        engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     # PostgreSQL: a connection the server closed (restart, failover) is
@@ -33,14 +34,19 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # SQLite ships with foreign keys off; ON DELETE CASCADE needs them on.
-    # WAL lets readers continue while one writer commits. The adapter sets the
-    # busy timeout, which makes a second writer wait for the lock instead of
-    # failing at once (see app/sqlite.py).
+    """Runs once per new connection (SQLAlchemy's "connect" event).
+
+    SQLite ships with foreign keys off; ON DELETE CASCADE needs them on. WAL
+    lets readers go on while one writer commits; with WAL, synchronous=NORMAL
+    syncs at checkpoints instead of at every commit and still never corrupts
+    the database (a power cut may lose the last commits). The busy timeout
+    makes a second writer wait for the lock instead of failing at once.
+    """
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -21,6 +21,10 @@ class Forbidden(AppError):
     status_code = 403
 
 
+class Unprocessable(AppError):
+    status_code = 422
+
+
 class Conflict(AppError):
     """A unique value is taken; `field` says which, so a form can show it there."""
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import EmailStr, field_validator
-from sqlalchemy import DateTime, Dialect, Text
+from pydantic_core import PydanticCustomError
+from sqlalchemy import DateTime, Dialect, Index, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -74,6 +75,9 @@ class User(UserBase, table=True):
     email: str = Field(max_length=254, unique=True)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Kept by app.posts in the transaction that adds or deletes a post, so the
+    # author page shows it without counting the posts on every visit.
+    post_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The profile picture: key and metadata here, bytes in the storage backend.
     image: StoredFile | None = Field(default=None, sa_type=FileType)
 
@@ -95,9 +99,33 @@ class User(UserBase, table=True):
         return self.image.url if self.image else DEFAULT_AVATAR_URL
 
 
-def _strip(value: Any) -> Any:
-    """Surrounding spaces are never meant: "  " is not a title."""
-    return value.strip() if isinstance(value, str) else value
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None if it can.
+
+    A NUL character or a lone surrogate is never text a person typed:
+    PostgreSQL refuses to store the first, and no encoding can write the second.
+    """
+    if "\x00" in value:
+        return "This text contains a NUL character, which cannot be stored."
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "This text contains a character that is not valid Unicode."
+    return None
+
+
+def check_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_text", problem)
+    return value
+
+
+def clean_text(value: Any) -> Any:
+    """Valid text without surrounding spaces, which are never meant ("  " is not a title)."""
+    if not isinstance(value, str):
+        return value
+    return check_text(value).strip()
 
 
 def _lower(value: Any) -> Any:
@@ -108,7 +136,8 @@ class UserCreate(UserBase):
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=8, max_length=128)
 
-    _strip_username = field_validator("username", "email", mode="before")(_strip)
+    _clean = field_validator("username", "email", mode="before")(clean_text)
+    _check_password = field_validator("password")(check_text)
     _lower_email = field_validator("email")(_lower)
 
 
@@ -116,7 +145,7 @@ class UserUpdate(SQLModel):
     username: str | None = Field(default=None, min_length=1, max_length=50)
     email: EmailStr | None = Field(default=None, max_length=254)
 
-    _strip_username = field_validator("username", "email", mode="before")(_strip)
+    _clean = field_validator("username", "email", mode="before")(clean_text)
     _lower_email = field_validator("email")(_lower)
 
 
@@ -139,14 +168,22 @@ class PostBase(SQLModel):
 
 class Post(PostBase, table=True):
     __tablename__: ClassVar[str] = "posts"
-    __table_args__ = {"sqlite_autoincrement": True}
+    # One index per list, in the list's order (newest first, ties broken by
+    # id): the database reads a page straight off the index, from the
+    # cursor's place, at any table size. The author's index also serves the
+    # foreign key (finding a user's posts when the user is deleted).
+    __table_args__ = (
+        Index("ix_posts_date_posted_id", "date_posted", "id"),
+        Index("ix_posts_user_id_date_posted_id", "user_id", "date_posted", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=100)
     content: str = Field(sa_type=Text)
-    date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     # An optional cover picture.
     image: StoredFile | None = Field(default=None, sa_type=FileType)
 
@@ -158,14 +195,14 @@ class Post(PostBase, table=True):
 
 
 class PostCreate(PostBase):
-    _strip_text = field_validator("title", "content", mode="before")(_strip)
+    _clean = field_validator("title", "content", mode="before")(clean_text)
 
 
 class PostUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=1, max_length=100)
     content: str | None = Field(default=None, min_length=1, max_length=10_000)
 
-    _strip_text = field_validator("title", "content", mode="before")(_strip)
+    _clean = field_validator("title", "content", mode="before")(clean_text)
 
 
 class PostPublic(PostBase):
@@ -177,8 +214,9 @@ class PostPublic(PostBase):
 
 
 class PostsPublic(SQLModel):
+    """A page of a list. Pass `next_cursor` back as `cursor` for the next page."""
+
     posts: list[PostPublic]
-    total: int
-    skip: int
     limit: int
     has_more: bool
+    next_cursor: str | None

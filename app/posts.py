@@ -3,101 +3,107 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, bindparam
-from sqlalchemy.orm import joinedload, selectinload
-from sqlmodel import col, func, select
+from sqlalchemy import ColumnElement, tuple_, update
+from sqlalchemy.orm import joinedload
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select
 
 from app.errors import Forbidden, NotFound
 from app.images import ProcessedImage, save_image
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
+from app.pagination import Position
 from app.storage import Storage
 
 
 @dataclass(frozen=True, slots=True)
 class PostPage:
     posts: Sequence[Post]
-    total: int
-    skip: int
     limit: int
+    # Where the next page starts; None on the last page.
+    next: Position | None
 
     @property
     def has_more(self) -> bool:
-        return self.skip + len(self.posts) < self.total
+        return self.next is not None
 
 
-# The statements are built once, at import, with bound parameters for what
-# changes per request. Building a select() with its options and ordering costs
-# more CPU than SQLAlchemy's cached compilation of it; reusing it costs nothing.
-# selectinload fetches every author of a page in one more query; without it,
-# post.author would raise (the relationship is lazy="raise").
-# Of an author, a post shows only the public columns: the email and password
-# hash never leave the database for a public page, and every column SQLite
-# hands back costs a row conversion. Reading one that was not loaded raises
-# rather than querying (raiseload).
-_AUTHOR_COLUMNS = (User.id, User.username, User.image)
-_WITH_AUTHOR = selectinload(Post.author).load_only(  # type: ignore[arg-type]
-    *_AUTHOR_COLUMNS,  # type: ignore[arg-type]
+# Each post's author comes in the same statement. joinedload suits a
+# many-to-one: a JOIN adds the author's columns to the post's row, one round
+# trip for the whole page, where selectinload would take a second statement.
+# Only the public columns come along: the email and password hash never leave
+# the database for a public page, and reading a column that was not loaded
+# raises instead of querying (raiseload). Without the option, `post.author`
+# raises: the relationship is lazy="raise".
+WITH_AUTHOR = joinedload(Post.author, innerjoin=True).load_only(  # type: ignore[arg-type]
+    User.id,  # type: ignore[arg-type]
+    User.username,  # type: ignore[arg-type]
+    User.image,  # type: ignore[arg-type]
     raiseload=True,
-)
-_NEWEST_FIRST = (col(Post.date_posted).desc(), col(Post.id).desc())
-_BY_AUTHOR = col(Post.user_id) == bindparam("author_id")
-
-
-def _page_statement(*conditions: ColumnElement[bool]) -> Select[Post, int]:
-    # The total rides along as a scalar subquery, which SQLite and PostgreSQL
-    # evaluate once per statement: one round trip for the page and its count.
-    total = select(func.count()).select_from(Post).where(*conditions).scalar_subquery()
-    return (
-        select(Post, total.label("total"))
-        .where(*conditions)
-        .options(_WITH_AUTHOR)
-        .order_by(*_NEWEST_FIRST)
-        .offset(bindparam("skip"))
-        .limit(bindparam("limit"))
-    )
-
-
-_ALL_POSTS = _page_statement()
-_AUTHORS_POSTS = _page_statement(_BY_AUTHOR)
-_COUNT_ALL = select(func.count()).select_from(Post)
-_COUNT_AUTHORS = _COUNT_ALL.where(_BY_AUTHOR)
-# One post brings its author in the same statement: for a single row of a
-# many-to-one, a JOIN is one round trip where selectinload would be two.
-_ONE_POST = (
-    select(Post)
-    .where(col(Post.id) == bindparam("post_id"))
-    .options(
-        joinedload(Post.author, innerjoin=True).load_only(  # type: ignore[arg-type]
-            *_AUTHOR_COLUMNS,  # type: ignore[arg-type]
-            raiseload=True,
-        )
-    )
 )
 
 
 async def list_posts(
-    session: AsyncSession, *, skip: int, limit: int, author_id: int | None = None
+    session: AsyncSession,
+    *,
+    limit: int,
+    after: Position | None = None,
+    author_id: int | None = None,
 ) -> PostPage:
-    """Newest first. Two statements whatever the page size: posts with their
-    total, then their authors (a third, a plain count, only past the last page)."""
-    params = {"skip": skip, "limit": limit, "author_id": author_id}
-    statement = _ALL_POSTS if author_id is None else _AUTHORS_POSTS
-    rows = (await session.exec(statement, params=params)).all()
-    if rows:
-        total = rows[0][1]
-    else:
-        count = _COUNT_ALL if author_id is None else _COUNT_AUTHORS
-        total = (await session.exec(count, params=params)).one()
-    return PostPage(posts=[post for post, _total in rows], total=total, skip=skip, limit=limit)
+    """Newest first, ties broken by id, `limit` posts after `after`: one statement.
+
+    The order matches an index (see `Post.__table_args__`), so the database
+    walks the index from `after` and stops after `limit + 1` rows, at any
+    table size: no sort, no offset, no count. The extra row only says whether
+    another page follows.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if author_id is not None:
+        conditions.append(col(Post.user_id) == author_id)
+    if after is not None:
+        # (date_posted, id) < (after's): a row-value comparison, which both
+        # databases answer with a range scan of the index.
+        conditions.append(
+            tuple_(col(Post.date_posted), col(Post.id)) < tuple_(after.date_posted, after.id)
+        )
+    statement = (
+        select(Post)
+        .where(*conditions)
+        .options(WITH_AUTHOR)
+        .order_by(col(Post.date_posted).desc(), col(Post.id).desc())
+        .limit(limit + 1)
+    )
+    posts = (await session.exec(statement)).all()
+    if len(posts) <= limit:
+        return PostPage(posts=posts, limit=limit, next=None)
+    last = posts[limit - 1]
+    assert last.id is not None
+    return PostPage(posts=posts[:limit], limit=limit, next=Position(last.date_posted, last.id))
 
 
 async def get_post(session: AsyncSession, post_id: int) -> Post:
-    post = (await session.exec(_ONE_POST, params={"post_id": post_id})).one_or_none()
+    statement = select(Post).where(col(Post.id) == post_id).options(WITH_AUTHOR)
+    post = (await session.exec(statement)).one_or_none()
     if post is None:
         raise NotFound("Post not found.")
     return post
+
+
+async def count_posts(session: AsyncSession, author_id: int, change: int) -> None:
+    """Add `change` to the author's post count, in the transaction that adds or
+    deletes the posts.
+
+    The author page shows the count; counting the author's posts on every
+    visit would cost more the more they write. The increment happens in SQL
+    (`post_count = post_count + 1`), so two posts published at once by one
+    author both count: read-modify-write in Python would lose one.
+    """
+    await session.exec(
+        update(User)
+        .where(col(User.id) == author_id)
+        .values(post_count=col(User.post_count) + change)
+        # The rows in the session need not learn the new count now.
+        .execution_options(synchronize_session=False)
+    )
 
 
 def ensure_author(post: Post, user: User) -> None:
@@ -125,6 +131,7 @@ async def create_post(
     post.author = author
     session.add(post)
     await session.flush()
+    await count_posts(session, post.user_id, +1)
     return post
 
 
@@ -142,6 +149,7 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
     # Its cover image, if any, is deleted once the transaction commits.
     await session.delete(post)
     await session.flush()
+    await count_posts(session, post.user_id, -1)
 
 
 async def set_image(

@@ -280,7 +280,8 @@ async def verify_csrf(request: Request) -> None:
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     cookie_value = request.cookies.get(CSRF_COOKIE)
-    if not isinstance(submitted, str) or not cookie_value:
+    # compare_digest refuses (TypeError) a str with non-ASCII characters.
+    if not isinstance(submitted, str) or not submitted.isascii() or not cookie_value:
         raise CsrfFailed
     if not hmac.compare_digest(submitted, _csrf_signature(cookie_value, settings)):
         raise CsrfFailed

@@ -6,9 +6,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import security
 from app.db import release_connection
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.images import ProcessedImage, save_image
-from app.models import Post, User, UserCreate, UserUpdate
+from app.models import Post, User, UserCreate, UserUpdate, text_problem
 from app.storage import Storage, forget_files
 
 USERNAME_TAKEN = "That username is already taken."
@@ -118,6 +118,10 @@ async def remove_picture(session: AsyncSession, user: User) -> User:
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
     """The user these credentials belong to, or None. Takes as long either way."""
+    for value in (email, password):
+        problem = text_problem(value)
+        if problem is not None:
+            raise Unprocessable(problem)
     user = (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
     # Argon2 takes tens of milliseconds in a worker thread: no connection held.
     await release_connection(session)

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 
 import httpx
@@ -177,6 +178,16 @@ async def create_post(
 # --- pages -------------------------------------------------------------------
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+LOAD_MORE = re.compile(r'href="([^"]+)" data-load-more')
+
+
+def load_more_url(html: str) -> str:
+    """Where a list page's "Load more" link leads."""
+    match = LOAD_MORE.search(html)
+    assert match, "the page has no Load more link"
+    return unescape(match.group(1))
 
 
 def csrf_from(html: str) -> str:

@@ -178,7 +178,7 @@ async def test_whole_flow_without_javascript(
     await expect(page.locator("text=Seen in a browser")).to_have_count(0)
     await page.click("a:has-text('Load more')")
     # Without JavaScript the link is an ordinary link to the next page.
-    assert page.url == f"{base}/?page=2"
+    assert page.url.startswith(f"{base}/?cursor=")
     await expect(page.locator("text=Seen in a browser")).to_be_visible()
     await expect(page.locator("a:has-text('Load more')")).to_have_count(0)
 

@@ -1,13 +1,13 @@
 """JSON routes for posts."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Request, status
 
 from app import posts
 from app.db import SessionDep, release_connection
 from app.images import ImagesDep, ImageUpload
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
+from app.pagination import Cursor, write_cursor
+from app.params import Limit, PostId
 from app.posts import PostPage
 from app.security import CurrentUser
 from app.storage import StorageDep
@@ -15,16 +15,24 @@ from app.storage import StorageDep
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
 
+def page_of_posts(request: Request, page: PostPage) -> dict[str, object]:
+    """A page as `PostsPublic`, with the cursor of the next one."""
+    return {
+        "posts": page.posts,
+        "limit": page.limit,
+        "has_more": page.has_more,
+        "next_cursor": write_cursor(request, page.next),
+    }
+
+
 @router.get("", response_model=PostsPublic)
 async def list_posts(
-    session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> PostPage:
-    """Everyone's posts, newest first. `has_more` says whether another page follows."""
-    # FastAPI validates the page against PostsPublic (reading attributes) and
-    # writes the JSON in one pass through pydantic-core.
-    return await posts.list_posts(session, skip=skip, limit=limit)
+    request: Request, session: SessionDep, cursor: Cursor, limit: Limit = 10
+) -> dict[str, object]:
+    """Everyone's posts, newest first. While `has_more` is true, pass `next_cursor`
+    back as `cursor` for the next page."""
+    page = await posts.list_posts(session, limit=limit, after=cursor)
+    return page_of_posts(request, page)
 
 
 @router.post("", response_model=PostPublic, status_code=status.HTTP_201_CREATED)
@@ -34,14 +42,14 @@ async def create_post(data: PostCreate, session: SessionDep, current_user: Curre
 
 
 @router.get("/{post_id}", response_model=PostPublic)
-async def read_post(post_id: int, session: SessionDep) -> Post:
+async def read_post(post_id: PostId, session: SessionDep) -> Post:
     """One post with its author."""
     return await posts.get_post(session, post_id)
 
 
 @router.patch("/{post_id}", response_model=PostPublic)
 async def update_post(
-    post_id: int, data: PostUpdate, session: SessionDep, current_user: CurrentUser
+    post_id: PostId, data: PostUpdate, session: SessionDep, current_user: CurrentUser
 ) -> Post:
     """Change some fields of your own post."""
     post = await posts.get_post(session, post_id)
@@ -51,7 +59,7 @@ async def update_post(
 
 @router.put("/{post_id}", response_model=PostPublic)
 async def replace_post(
-    post_id: int, data: PostCreate, session: SessionDep, current_user: CurrentUser
+    post_id: PostId, data: PostCreate, session: SessionDep, current_user: CurrentUser
 ) -> Post:
     """Replace the title and content of your own post."""
     post = await posts.get_post(session, post_id)
@@ -60,7 +68,7 @@ async def replace_post(
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_post(post_id: int, session: SessionDep, current_user: CurrentUser) -> None:
+async def delete_post(post_id: PostId, session: SessionDep, current_user: CurrentUser) -> None:
     """Delete your own post."""
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, current_user)
@@ -69,7 +77,7 @@ async def delete_post(post_id: int, session: SessionDep, current_user: CurrentUs
 
 @router.patch("/{post_id}/image", response_model=PostPublic)
 async def set_image(
-    post_id: int,
+    post_id: PostId,
     file: ImageUpload,
     session: SessionDep,
     current_user: CurrentUser,
@@ -86,7 +94,7 @@ async def set_image(
 
 
 @router.delete("/{post_id}/image", response_model=PostPublic)
-async def remove_image(post_id: int, session: SessionDep, current_user: CurrentUser) -> Post:
+async def remove_image(post_id: PostId, session: SessionDep, current_user: CurrentUser) -> Post:
     """Remove your post's cover image."""
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, current_user)

@@ -2,16 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from app import posts, users
+from app.api.posts import page_of_posts
 from app.config import SettingsDep
 from app.db import SessionDep, release_connection
 from app.images import ImagesDep, ImageUpload
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
-from app.posts import PostPage
+from app.pagination import Cursor
+from app.params import Limit, UserId
 from app.security import CurrentUser, create_access_token
 from app.storage import StorageDep
 
@@ -53,14 +55,14 @@ async def read_me(current_user: CurrentUser) -> User:
 
 
 @router.get("/{user_id}", response_model=UserPublic)
-async def read_user(user_id: int, session: SessionDep) -> User:
+async def read_user(user_id: UserId, session: SessionDep) -> User:
     """A user's public profile."""
     return await users.get_user(session, user_id)
 
 
 @router.patch("/{user_id}", response_model=UserPrivate)
 async def update_user(
-    user_id: int, data: UserUpdate, session: SessionDep, current_user: CurrentUser
+    user_id: UserId, data: UserUpdate, session: SessionDep, current_user: CurrentUser
 ) -> User:
     """Change your own username or email."""
     user = await users.get_user(session, user_id)
@@ -69,7 +71,7 @@ async def update_user(
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: int, session: SessionDep, current_user: CurrentUser) -> None:
+async def delete_user(user_id: UserId, session: SessionDep, current_user: CurrentUser) -> None:
     """Delete your own account and all of your posts."""
     user = await users.get_user(session, user_id)
     users.ensure_self(user, current_user)
@@ -78,7 +80,7 @@ async def delete_user(user_id: int, session: SessionDep, current_user: CurrentUs
 
 @router.patch("/{user_id}/picture", response_model=UserPrivate)
 async def set_picture(
-    user_id: int,
+    user_id: UserId,
     file: ImageUpload,
     session: SessionDep,
     current_user: CurrentUser,
@@ -95,7 +97,7 @@ async def set_picture(
 
 
 @router.delete("/{user_id}/picture", response_model=UserPrivate)
-async def remove_picture(user_id: int, session: SessionDep, current_user: CurrentUser) -> User:
+async def remove_picture(user_id: UserId, session: SessionDep, current_user: CurrentUser) -> User:
     """Go back to the default picture."""
     user = await users.get_user(session, user_id)
     users.ensure_self(user, current_user)
@@ -104,11 +106,9 @@ async def remove_picture(user_id: int, session: SessionDep, current_user: Curren
 
 @router.get("/{user_id}/posts", response_model=PostsPublic)
 async def read_user_posts(
-    user_id: int,
-    session: SessionDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> PostPage:
-    """A user's posts, newest first."""
+    request: Request, user_id: UserId, session: SessionDep, cursor: Cursor, limit: Limit = 10
+) -> dict[str, object]:
+    """A user's posts, newest first, paginated like `GET /api/posts`."""
     await users.get_user(session, user_id)
-    return await posts.list_posts(session, skip=skip, limit=limit, author_id=user_id)
+    page = await posts.list_posts(session, limit=limit, after=cursor, author_id=user_id)
+    return page_of_posts(request, page)

@@ -1,6 +1,7 @@
 """Pages for reading and writing posts."""
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -13,13 +14,14 @@ from app.db import SessionDep, release_connection
 from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
+from app.pagination import Cursor, write_cursor
+from app.params import PostId, UserId
 from app.posts import PostPage
 from app.security import PAGE_DEPENDENCIES, PageUser
 from app.storage import StorageDep
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
-PageNumber = Annotated[int, Query(ge=1, le=100_000)]
 # ?fragment=1 asks for just the cards and the pager, for "Load more" in place.
 Fragment = Annotated[bool, Query()]
 Title = Annotated[str, Form()]
@@ -28,41 +30,36 @@ ImageFile = Annotated[UploadFile | None, File()]
 
 
 def _post_list(
-    request: Request, template: str, page: PostPage, number: int, fragment: bool, **context: object
+    request: Request, template: str, page: PostPage, fragment: bool, **context: object
 ) -> HTMLResponse:
-    next_url = f"{request.url.path}?page={number + 1}" if page.has_more else None
+    """A list page, or only its cards and "Load more" link for ?fragment=1."""
+    cursor = write_cursor(request, page.next)
+    next_url = f"{request.url.path}?{urlencode({'cursor': cursor})}" if cursor else None
     list_context = {"page": page, "next_url": next_url, **context}
     return render(request, "_post_list.html" if fragment else template, list_context)
 
 
 @router.get("/")
 async def home(
-    request: Request,
-    session: SessionDep,
-    page: PageNumber = 1,
-    fragment: Fragment = False,
+    request: Request, session: SessionDep, cursor: Cursor, fragment: Fragment = False
 ) -> HTMLResponse:
-    # The settings come from the app rather than a SettingsDep parameter: on
-    # the two lists, the busiest pages, one dependency fewer to solve.
     per_page = app_settings(request).posts_per_page
-    result = await posts.list_posts(session, skip=(page - 1) * per_page, limit=per_page)
-    return _post_list(request, "home.html", result, page, fragment)
+    page = await posts.list_posts(session, limit=per_page, after=cursor)
+    return _post_list(request, "home.html", page, fragment)
 
 
 @router.get("/users/{user_id}/posts")
 async def user_posts(
     request: Request,
-    user_id: int,
+    user_id: UserId,
     session: SessionDep,
-    page: PageNumber = 1,
+    cursor: Cursor,
     fragment: Fragment = False,
 ) -> HTMLResponse:
     author = await users.get_user(session, user_id)
     per_page = app_settings(request).posts_per_page
-    result = await posts.list_posts(
-        session, skip=(page - 1) * per_page, limit=per_page, author_id=user_id
-    )
-    return _post_list(request, "user_posts.html", result, page, fragment, author=author)
+    page = await posts.list_posts(session, limit=per_page, after=cursor, author_id=user_id)
+    return _post_list(request, "user_posts.html", page, fragment, author=author)
 
 
 def _post_form(
@@ -127,7 +124,7 @@ async def create_post(
 @router.get("/posts/{post_id}")
 async def show_post(
     request: Request,
-    post_id: int,
+    post_id: PostId,
     session: SessionDep,
 ) -> HTMLResponse:
     post = await posts.get_post(session, post_id)
@@ -136,7 +133,7 @@ async def show_post(
 
 @router.get("/posts/{post_id}/edit")
 async def edit_post_form(
-    request: Request, post_id: int, session: SessionDep, user: PageUser
+    request: Request, post_id: PostId, session: SessionDep, user: PageUser
 ) -> HTMLResponse:
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, user)
@@ -146,7 +143,7 @@ async def edit_post_form(
 @router.post("/posts/{post_id}/edit", response_model=None)
 async def update_post(
     request: Request,
-    post_id: int,
+    post_id: PostId,
     session: SessionDep,
     user: PageUser,
     images: ImagesDep,
@@ -175,7 +172,7 @@ async def update_post(
 
 @router.post("/posts/{post_id}/delete")
 async def delete_post(
-    request: Request, post_id: int, session: SessionDep, user: PageUser
+    request: Request, post_id: PostId, session: SessionDep, user: PageUser
 ) -> RedirectResponse:
     post = await posts.get_post(session, post_id)
     posts.ensure_author(post, user)

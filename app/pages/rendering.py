@@ -52,7 +52,8 @@ class Flash:
 def _read_flash(request: Request, settings: Settings) -> Flash | None:
     """The message the previous response left for this page, if it is genuine."""
     raw = request.cookies.get(FLASH_COOKIE)
-    if not raw or "." not in raw:
+    # compare_digest refuses (TypeError) a str with non-ASCII characters.
+    if not raw or "." not in raw or not raw.isascii():
         return None
     payload, signature = raw.rsplit(".", 1)
     if not hmac.compare_digest(signature, sign("flash", payload, settings)):

@@ -1,0 +1,94 @@
+"""Keyset pagination: a page starts where the previous one ended, not at an offset.
+
+`OFFSET 100000` makes the database read and throw away 100,000 rows before the
+page; a keyset page asks for "the next rows after (date_posted, id)", which an
+index on those columns finds directly. So the 10,000th page costs what the
+first does, and a post published while someone reads the list neither shifts
+a post onto the next page twice nor pushes one past them unseen: new posts
+sort before the place they have reached.
+
+The place is handed to the client as an opaque cursor: the last post's sort
+key, signed with the secret key. Clients pass it back unchanged; one that was
+edited or made up fails its signature and gets a 422, never a database error.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from app.config import Settings, app_settings
+from app.errors import AppError
+from app.params import MAX_ID
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The largest cursor this app writes is about 60 characters.
+MAX_CURSOR_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page of posts ended: the sort key of its last post."""
+
+    date_posted: datetime
+    id: int
+
+
+class InvalidCursor(AppError):
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This cursor is not valid. Pass back the next_cursor of the previous "
+            "page unchanged, or leave it out to start from the first page."
+        )
+
+
+def _serializer(settings: Settings) -> URLSafeSerializer:
+    assert settings.secret_key is not None
+    # The salt keeps a cursor from being accepted as any other signed value.
+    return URLSafeSerializer(settings.secret_key.get_secret_value(), salt="cursor")
+
+
+def encode_cursor(position: Position, settings: Settings) -> str:
+    # Whole microseconds since 1970: exact, and shorter than an ISO date.
+    micros = (position.date_posted - EPOCH) // timedelta(microseconds=1)
+    return _serializer(settings).dumps([micros, position.id])
+
+
+def decode_cursor(cursor: str, settings: Settings) -> Position:
+    try:
+        micros, post_id = _serializer(settings).loads(cursor)
+        if not (type(micros) is int and type(post_id) is int and 1 <= post_id <= MAX_ID):
+            raise InvalidCursor
+        return Position(EPOCH + timedelta(microseconds=micros), post_id)
+    except (BadSignature, TypeError, ValueError, OverflowError):
+        raise InvalidCursor from None
+
+
+async def read_cursor(
+    request: Request,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="`next_cursor` from the previous page; leave out for the first page.",
+        ),
+    ] = None,
+) -> Position | None:
+    """The `?cursor=` of a list: where the page starts, or None for the first page."""
+    if cursor is None:
+        return None
+    return decode_cursor(cursor, app_settings(request))
+
+
+def write_cursor(request: Request, position: Position | None) -> str | None:
+    """The cursor of the page after the one ending at `position` (None: no more pages)."""
+    if position is None:
+        return None
+    return encode_cursor(position, app_settings(request))
+
+
+Cursor = Annotated[Position | None, Depends(read_cursor)]
