@@ -7,19 +7,21 @@ database, and each test can build an app around its own database.
 
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import (
-    http_exception_handler,
-    request_validation_exception_handler,
-)
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 
 from app.api import health
@@ -29,7 +31,11 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.images import ImageProcessor, default_workers
-from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from app.middleware import (
+    BodySizeLimitMiddleware,
+    HeadAsGetMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.pages import accounts as account_pages
 from app.pages import posts as post_pages
 from app.pages.rendering import configure_templates, render
@@ -53,6 +59,27 @@ ERROR_TITLES = {
     500: "Something went wrong",
     503: "Try again soon",
 }
+
+DATABASE_UNAVAILABLE = "The database is unavailable. Please try again in a moment."
+# Seconds a client should wait before trying again after a 503.
+RETRY_AFTER_SECONDS = 5
+# What asyncpg raises itself while connecting, not wrapped by SQLAlchemy: the
+# server refused (ConnectionRefusedError) or reset the connection, its host
+# name does not resolve (socket.gaierror), or it did not answer in time.
+CONNECT_ERRORS = (ConnectionError, socket.gaierror, TimeoutError)
+# PostgreSQL's error codes for "not now" rather than "wrong": connection
+# exceptions (08...), the server shutting down or starting up (57P...), and
+# too many connections (53300).
+UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+# SQLite's for a file it cannot open, lock, read or write. Its other
+# OperationalErrors (SQLITE_ERROR: no such table, a syntax error) are bugs.
+UNAVAILABLE_SQLITE_ERRORS = (
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+)
 
 
 # Each router goes straight into the app, the busiest first, and carries its
@@ -80,6 +107,35 @@ def _error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", context, status_code=status_code)
 
 
+def _database_unreachable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database cannot be reached right now.
+
+    `connection_invalidated` marks a connection lost during the request, which
+    asyncpg reports as an InterfaceError or a plain DBAPIError (an
+    InterfaceError without it is a bug, such as two statements at once on one
+    session). Otherwise the driver's own error code tells: the exception
+    classes do not, since SQLite raises OperationalError for a missing table.
+    """
+    if exc.connection_invalidated:
+        return True
+    sqlstate: str = getattr(exc.orig, "sqlstate", None) or ""
+    sqlite_error: str = getattr(exc.orig, "sqlite_errorname", None) or ""
+    return sqlstate.startswith(UNAVAILABLE_SQLSTATES) or sqlite_error.startswith(
+        UNAVAILABLE_SQLITE_ERRORS
+    )
+
+
+def _encodable(value: Any) -> Any:
+    """`value` with every character that UTF-8 cannot encode replaced by "?"."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode()
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _encodable(item) for key, item in value.items()}
+    return value
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     """The API answers with JSON `{"detail": ...}`; pages answer with a page."""
 
@@ -101,6 +157,26 @@ def _add_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": message}, status_code=503)
         return _error_page(request, 503, message)
 
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, DBAPIError) and not _database_unreachable(exc):
+            # Any other database error is a bug: the 500 handler answers, and
+            # Starlette logs the traceback.
+            raise exc
+        # One line without a traceback: while the database is down, every
+        # request ends here. The driver's own message leaves out the SQL.
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        logger.error("The database is unavailable: %s: %s", type(reason).__name__, reason)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if _is_api(request):
+            return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=headers)
+        response = _error_page(request, 503, DATABASE_UNAVAILABLE)
+        response.headers.update(headers)
+        return response
+
+    # The pool's TimeoutError: every connection stayed busy for pool_timeout.
+    for error in (DBAPIError, PoolTimeoutError, *CONNECT_ERRORS):
+        app.add_exception_handler(error, database_unavailable)
+
     @app.exception_handler(LoginRequired)
     async def login_required(_request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(exc.login_url, status_code=303)
@@ -115,7 +191,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if _is_api(request):
-            return await request_validation_exception_handler(request, exc)
+            # FastAPI's own answer, but its errors echo the input, and JSON with
+            # a lone surrogate in it ("\ud800") can be parsed but not written.
+            detail = _encodable(jsonable_encoder(exc.errors()))
+            return JSONResponse({"detail": detail}, status_code=422)
         return _error_page(request, 422, "Part of this address is not valid.")
 
     @app.exception_handler(Exception)
@@ -195,6 +274,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     )
     app.add_middleware(SecurityHeadersMiddleware, image_origins=_image_origins(settings))
+    # Added last, so it is the outermost: everything inside sees a GET.
+    app.add_middleware(HeadAsGetMiddleware)
 
     for router in ROUTERS:
         app.include_router(router)

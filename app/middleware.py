@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: security headers on every response, and a cap on
-request bodies.
+"""Pure ASGI middleware: security headers on every response, a cap on
+request bodies, and HEAD wherever GET works.
 
 Pure ASGI (rather than Starlette's BaseHTTPMiddleware) works on the messages
 as they pass, without wrapping the body in extra tasks and queues.
@@ -91,3 +91,31 @@ class BodySizeLimitMiddleware:
         return HTTPException(
             413, f"The upload is too large. The limit is {human_size(self.max_bytes)}."
         )
+
+
+class HeadAsGetMiddleware:
+    """Answer HEAD wherever GET answers: run the request as a GET and drop the body.
+
+    Starlette's `Route` answers HEAD on every GET route, but FastAPI's
+    `APIRoute` (what `@router.get` makes) does not, so pages, the API and
+    `/health` would answer HEAD with 405, which uptime monitors report as
+    down. The status and headers, Content-Length and Content-Type included,
+    are exactly those of the GET. A route without GET answers HEAD with the
+    same 405 it gives a GET.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await send(message)
+            elif not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)

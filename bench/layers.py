@@ -7,8 +7,8 @@ app, one request after another. A stopwatch runs around each of the app's
 layers:
 
 - the database: the query functions of `app.posts` and `app.users` that the
-  route calls (the ORM: for a list, the posts and their total, then their
-  authors by `selectinload`);
+  route calls (the ORM and the driver: for a list, one statement that reads
+  the page and its authors, `joinedload`);
 - the session: making the request's `AsyncSession`, its commit (which gives
   the connection back to the pool) and its close;
 - the template: `render()` of `app.pages.rendering`;

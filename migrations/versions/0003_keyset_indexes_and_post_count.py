@@ -28,8 +28,7 @@ def upgrade() -> None:
         "users", sa.Column("post_count", sa.Integer(), server_default="0", nullable=False)
     )
     op.execute(
-        "UPDATE users SET post_count = "
-        "(SELECT count(*) FROM posts WHERE posts.user_id = users.id)"
+        "UPDATE users SET post_count = (SELECT count(*) FROM posts WHERE posts.user_id = users.id)"
     )
 
 
