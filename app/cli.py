@@ -129,7 +129,7 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
                 )
             )
             added_posts += 1
-        await posts.count_posts(session, user.id, len(numbers))
+        await posts.change_post_count(session, user.id, len(numbers))
     return added_users, added_posts
 
 

@@ -88,7 +88,7 @@ async def get_post(session: AsyncSession, post_id: int) -> Post:
     return post
 
 
-async def count_posts(session: AsyncSession, author_id: int, change: int) -> None:
+async def change_post_count(session: AsyncSession, author_id: int, change: int) -> None:
     """Add `change` to the author's post count, in the transaction that adds or
     deletes the posts.
 
@@ -131,7 +131,7 @@ async def create_post(
     post.author = author
     session.add(post)
     await session.flush()
-    await count_posts(session, post.user_id, +1)
+    await change_post_count(session, post.user_id, +1)
     return post
 
 
@@ -149,7 +149,7 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
     # Its cover image, if any, is deleted once the transaction commits.
     await session.delete(post)
     await session.flush()
-    await count_posts(session, post.user_id, -1)
+    await change_post_count(session, post.user_id, -1)
 
 
 async def set_image(
