@@ -40,8 +40,8 @@ DEMO_POSTS = [
         "the next read needs SQL: in async code that is a MissingGreenlet error.",
     ),
     (
-        "selectinload, always",
-        "One query for the posts, one for all of their authors. "
+        "Say how to load, always",
+        "A page of posts and their authors in one query, with joinedload. "
         "Lazy loading is switched off so a forgotten option fails loudly in tests.",
     ),
     (

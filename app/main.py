@@ -7,6 +7,7 @@ database, and each test can build an app around its own database.
 
 import gc
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -126,9 +127,12 @@ def _database_unreachable(exc: DBAPIError) -> bool:
 
 
 def _encodable(value: Any) -> Any:
-    """`value` with every character that UTF-8 cannot encode replaced by "?"."""
+    """`value` as JSON can carry it: characters that UTF-8 cannot encode become
+    "?", and numbers JSON has no words for (NaN, Infinity) become strings."""
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, list):
         return [_encodable(item) for item in value]
     if isinstance(value, dict):
@@ -186,16 +190,22 @@ def _add_error_handlers(app: FastAPI) -> None:
         if _is_api(request):
             return await http_exception_handler(request, exc)
         messages = {404: "There is nothing at this address."}
-        return _error_page(request, exc.status_code, messages.get(exc.status_code, exc.detail))
+        page = _error_page(request, exc.status_code, messages.get(exc.status_code, exc.detail))
+        # A 405 names the methods that would work (Allow), as HTTP asks.
+        page.headers.update(exc.headers or {})
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if _is_api(request):
             # FastAPI's own answer, but its errors echo the input, and JSON with
-            # a lone surrogate in it ("\ud800") can be parsed but not written.
+            # a lone surrogate ("\ud800") or NaN in it can be parsed but not
+            # written.
             detail = _encodable(jsonable_encoder(exc.errors()))
             return JSONResponse({"detail": detail}, status_code=422)
-        return _error_page(request, 422, "Part of this address is not valid.")
+        return _error_page(
+            request, 422, "Part of this request is not valid: check the address or the form."
+        )
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> Response:
@@ -275,7 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeadersMiddleware, image_origins=_image_origins(settings))
     # Added last, so it is the outermost: everything inside sees a GET.
-    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(HeadAsGetMiddleware, native_head=("/static/", "/media/"))
 
     for router in ROUTERS:
         app.include_router(router)

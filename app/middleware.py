@@ -102,13 +102,22 @@ class HeadAsGetMiddleware:
     down. The status and headers, Content-Length and Content-Type included,
     are exactly those of the GET. A route without GET answers HEAD with the
     same 405 it gives a GET.
+
+    Paths under `native_head` (the static and media files) go through
+    untouched: Starlette's StaticFiles answers HEAD itself, without reading
+    the file.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, native_head: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.native_head = native_head
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or scope["path"].startswith(self.native_head)
+        ):
             await self.app(scope, receive, send)
             return
 

@@ -121,6 +121,10 @@ def check_text(value: str) -> str:
     return value
 
 
+def valid_text(value: Any) -> Any:
+    return check_text(value) if isinstance(value, str) else value
+
+
 def clean_text(value: Any) -> Any:
     """Valid text without surrounding spaces, which are never meant ("  " is not a title)."""
     if not isinstance(value, str):
@@ -137,7 +141,7 @@ class UserCreate(UserBase):
     password: str = Field(min_length=8, max_length=128)
 
     _clean = field_validator("username", "email", mode="before")(clean_text)
-    _check_password = field_validator("password")(check_text)
+    _check_password = field_validator("password", mode="before")(valid_text)
     _lower_email = field_validator("email")(_lower)
 
 

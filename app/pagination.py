@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 from app.config import Settings, app_settings
 from app.errors import AppError
@@ -64,7 +64,7 @@ def decode_cursor(cursor: str, settings: Settings) -> Position:
         if not (type(micros) is int and type(post_id) is int and 1 <= post_id <= MAX_ID):
             raise InvalidCursor
         return Position(EPOCH + timedelta(microseconds=micros), post_id)
-    except (BadSignature, TypeError, ValueError, OverflowError):
+    except (BadData, TypeError, ValueError, OverflowError):
         raise InvalidCursor from None
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, tuple_, update
+from sqlalchemy import ColumnElement, delete, tuple_, update
 from sqlalchemy.orm import joinedload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -12,7 +12,7 @@ from app.errors import Forbidden, NotFound
 from app.images import ProcessedImage, save_image
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
 from app.pagination import Position
-from app.storage import Storage
+from app.storage import Storage, forget_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +146,20 @@ async def update_post(session: AsyncSession, post: Post, data: PostUpdate | Post
 
 
 async def delete_post(session: AsyncSession, post: Post) -> None:
-    # Its cover image, if any, is deleted once the transaction commits.
-    await session.delete(post)
-    await session.flush()
+    """Delete the post; its cover image goes once the transaction commits.
+
+    A DELETE statement rather than `session.delete(post)`: the database says
+    how many rows it deleted, so when two requests delete one post at once
+    (a double click), only the first counts it and the second gets a 404.
+    The ORM would only warn that its DELETE matched no row.
+    """
+    result = await session.exec(delete(Post).where(col(Post.id) == post.id))
+    if result.rowcount != 1:
+        raise NotFound("Post not found.")
+    # The session did not see the row go: it is told about the file, and the
+    # object leaves it.
+    forget_files(session, [post.image])
+    session.expunge(post)
     await change_post_count(session, post.user_id, -1)
 
 

@@ -28,6 +28,7 @@ from app.config import Settings, SettingsDep, app_settings
 from app.db import SessionDep
 from app.errors import Forbidden
 from app.models import User, UserPrivate
+from app.params import MAX_ID
 
 TOKEN_ALGORITHM = "HS256"
 # Requests that change nothing, so carry no form to check.
@@ -93,9 +94,10 @@ def read_access_token(token: str, settings: Settings) -> int | None:
             algorithms=[TOKEN_ALGORITHM],
             options={"require": ["sub", "exp"]},
         )
-        return int(claims["sub"])
+        user_id = int(claims["sub"])
     except (jwt.InvalidTokenError, ValueError):
         return None
+    return user_id if 1 <= user_id <= MAX_ID else None
 
 
 async def user_from_token(

@@ -3,11 +3,21 @@ characters, lone surrogates. Each gets a 4xx that says what is wrong, never a
 500, and nothing is stored."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import jwt
 import pytest
 
-from tests.conftest import PASSWORD, Account, create_post, csrf_from, page_login, submit
+from tests.conftest import (
+    PASSWORD,
+    TEST_SECRET,
+    Account,
+    create_post,
+    csrf_from,
+    page_login,
+    submit,
+)
 
 HUGE = "99999999999999999999"
 PAST_INT32 = str(2**31)
@@ -157,3 +167,63 @@ async def test_a_csrf_token_or_cookie_with_odd_characters_is_refused_not_a_500(
     # A cookie's bytes reach the app as Latin-1 text: here "Ã©.Ã©".
     odd_flash = await browser.get("/", headers={"Cookie": b"flash=\xc3\xa9.\xc3\xa9"})
     assert odd_flash.status_code == 200
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_numbers_json_cannot_carry_back_are_422(
+    client: httpx.AsyncClient, alice: Account, number: str
+) -> None:
+    for method, path, body in (
+        ("POST", "/api/posts", f'{{"title": {number}, "content": "c"}}'),
+        ("POST", "/api/users", f'{{"username": {number}, "email": "e@example.com"}}'),
+        ("PATCH", f"/api/users/{alice.id}", f'{{"username": {number}}}'),
+    ):
+        response = await client.request(
+            method,
+            path,
+            content=body.encode(),
+            headers={**alice.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"]
+
+
+async def test_a_form_that_smuggles_a_lone_surrogate_is_422_not_a_500(
+    browser: httpx.AsyncClient, alice: Account
+) -> None:
+    # A multipart form may declare its own charset; this one decodes the
+    # escape "\\ud800" into a lone surrogate, which no page could show back.
+    await page_login(browser, alice.email)
+    token = csrf_from((await browser.get("/posts/new")).text)
+    fields = {
+        "csrf_token": token,
+        "title": "a\\ud800b",
+        "content": "words",
+        "username": "a\\ud800b",
+        "email": "a\\ud800b@example.com",
+        "password": PASSWORD,
+        "next": "/\\ud800",
+    }
+    body = "".join(
+        f'--X\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    )
+    body_bytes = (body + "--X--\r\n").encode()
+    content_type = "multipart/form-data; boundary=X; charset=unicode_escape"
+    for path in ("/posts/new", "/register", "/login", "/account"):
+        response = await browser.post(
+            path, content=body_bytes, headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 422, path
+        assert "<html" in response.text
+
+
+async def test_a_token_for_an_id_past_the_database_range_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    claims = {"sub": str(2**63), "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    forged_by_the_key_holder = jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {forged_by_the_key_holder}"}
+    assert (await client.get("/api/users/me", headers=headers)).status_code == 401
+    client.cookies.set("access_token", forged_by_the_key_holder)
+    assert (await client.get("/")).status_code == 200

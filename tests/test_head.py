@@ -54,4 +54,4 @@ async def test_head_on_a_post_only_route_is_405_like_get(client: httpx.AsyncClie
     assert get.status_code == 405
     assert head.status_code == 405
     assert head.content == b""
-    assert head.headers.get("allow") == get.headers.get("allow")
+    assert get.headers["allow"] == head.headers["allow"] == "POST"

@@ -135,6 +135,7 @@ def _cursor(payload: object, secret: str = TEST_SECRET) -> str:
         _cursor(["yesterday", 5]),
         _cursor([1_700_000_000_000_000]),
         _cursor({"id": 5}),
+        URLSafeSerializer(TEST_SECRET, salt="cursor").make_signer().sign(b"!!!!").decode(),
     ],
     ids=[
         "empty",
@@ -150,6 +151,7 @@ def _cursor(payload: object, secret: str = TEST_SECRET) -> str:
         "date-not-a-number",
         "too-short",
         "not-a-list",
+        "signed-but-not-json",
     ],
 )
 async def test_a_malformed_or_forged_cursor_is_422_with_a_message(
@@ -167,14 +169,18 @@ async def test_a_malformed_or_forged_cursor_is_422_with_a_message(
 
 
 async def test_a_cursor_passed_back_unchanged_is_accepted_by_every_list(
-    client: httpx.AsyncClient, alice: Account
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, alice: Account
 ) -> None:
     for number in range(3):
         await create_post(client, alice, title=f"post {number}")
-    cursor = (await client.get("/api/posts", params={"limit": 1})).json()["next_cursor"]
-    assert re.fullmatch(r"[A-Za-z0-9_.\-]+", cursor), "cursors are safe in a URL as they are"
-    rest = (await client.get("/api/posts", params={"cursor": cursor})).json()
-    assert [post["title"] for post in rest["posts"]] == ["post 1", "post 0"]
+    for path in ("/api/posts", f"/api/users/{alice.id}/posts"):
+        cursor = (await client.get(path, params={"limit": 1})).json()["next_cursor"]
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+", cursor), "cursors are safe in a URL as they are"
+        rest = (await client.get(path, params={"cursor": cursor})).json()
+        assert [post["title"] for post in rest["posts"]] == ["post 1", "post 0"], path
+        # A cursor is a place in the order, so it serves the page lists too.
+        page = (await browser.get("/", params={"cursor": cursor})).text
+        assert re.findall(r"post \d", page) == ["post 1", "post 0"], path
 
 
 async def test_author_post_count_stays_right_under_concurrent_writes(
@@ -192,3 +198,18 @@ async def test_author_post_count_stays_right_under_concurrent_writes(
     assert "12 posts" in page
     listed = (await client.get(f"/api/users/{alice.id}/posts", params={"limit": 100})).json()
     assert len(listed["posts"]) == 12
+
+
+async def test_deleting_one_post_twice_at_once_deletes_and_counts_it_once(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, alice: Account
+) -> None:
+    for number in range(3):
+        await create_post(client, alice, title=f"kept {number}")
+    for _ in range(3):
+        post = await create_post(client, alice, title="double-clicked")
+        answers = await asyncio.gather(
+            *(client.delete(f"/api/posts/{post['id']}", headers=alice.headers) for _ in range(2))
+        )
+        assert sorted(answer.status_code for answer in answers) == [204, 404]
+    page = (await browser.get(f"/users/{alice.id}/posts")).text
+    assert "3 posts" in page

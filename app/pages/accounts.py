@@ -2,17 +2,18 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app import users
 from app.config import SettingsDep
 from app.db import SessionDep, release_connection
-from app.errors import Conflict
+from app.errors import Conflict, Unprocessable
 from app.images import ImageRejected, ImagesDep, UploadTooLarge
 from app.models import User, UserCreate, UserUpdate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
+from app.params import FormText
 from app.security import (
     PAGE_DEPENDENCIES,
     OptionalPageUser,
@@ -24,8 +25,6 @@ from app.security import (
 from app.storage import StorageDep
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
-
-FormText = Annotated[str, Form()]
 
 
 def _form(
@@ -105,9 +104,12 @@ async def login(
     next: FormText = "/",
 ) -> HTMLResponse | RedirectResponse:
     next_path = safe_next_path(next)
-    user = await users.authenticate(session, email, password)
+    values = {"email": email, "next": next_path}
+    try:
+        user = await users.authenticate(session, email, password)
+    except Unprocessable as exc:
+        return _form(request, "login.html", values, {"form": exc.detail}, status_code=422)
     if user is None or user.id is None:
-        values = {"email": email, "next": next_path}
         errors = {"form": "Incorrect email or password."}
         return _form(request, "login.html", values, errors, status_code=400)
     response = redirect(request, next_path, f"Welcome back, {user.username}!")

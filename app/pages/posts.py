@@ -15,7 +15,7 @@ from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import Cursor, write_cursor
-from app.params import PostId, UserId
+from app.params import FormText, PostId, UserId
 from app.posts import PostPage
 from app.security import PAGE_DEPENDENCIES, PageUser
 from app.storage import StorageDep
@@ -24,8 +24,6 @@ router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
 # ?fragment=1 asks for just the cards and the pager, for "Load more" in place.
 Fragment = Annotated[bool, Query()]
-Title = Annotated[str, Form()]
-Content = Annotated[str, Form()]
 ImageFile = Annotated[UploadFile | None, File()]
 
 
@@ -109,8 +107,8 @@ async def create_post(
     user: PageUser,
     images: ImagesDep,
     storage: StorageDep,
-    title: Title = "",
-    content: Content = "",
+    title: FormText = "",
+    content: FormText = "",
     image: ImageFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
@@ -148,8 +146,8 @@ async def update_post(
     user: PageUser,
     images: ImagesDep,
     storage: StorageDep,
-    title: Title = "",
-    content: Content = "",
+    title: FormText = "",
+    content: FormText = "",
     image: ImageFile = None,
     remove_image: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
