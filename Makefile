@@ -1,4 +1,5 @@
 # `make run`  - install, migrate, seed demo data, serve http://127.0.0.1:8000
+# `make lock` - re-resolve requirements*.lock within pyproject.toml's ranges
 # `make test` - install with dev tools, then ruff, mypy and the whole test suite on
 #               both stacks: SQLite + local media, then PostgreSQL + S3 (moto_server)
 #               `make test LEG=sqlite` or `LEG=postgres` runs one;
@@ -10,19 +11,31 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 LEG ?= all
 
-.PHONY: run test lint install install-dev migrate seed
+.PHONY: run test lint install install-dev migrate seed lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Exact versions from the lock files, then the app itself (its dependencies
+# are already there).
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@ $(VENV)/.installed
+
+# Resolve the newest versions that pyproject.toml allows into the lock files.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --upgrade --strip-extras --no-header --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml
+	$(BIN)/pip-compile --quiet --upgrade --strip-extras --no-header --no-emit-index-url \
+		--no-emit-find-links --extra dev --output-file requirements-dev.lock pyproject.toml
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
