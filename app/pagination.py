@@ -17,11 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData
 
 from app.config import Settings, app_settings
 from app.errors import AppError
 from app.params import MAX_ID
+from app.security import serializer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The largest cursor this app writes is about 60 characters.
@@ -46,21 +47,15 @@ class InvalidCursor(AppError):
         )
 
 
-def _serializer(settings: Settings) -> URLSafeSerializer:
-    assert settings.secret_key is not None
-    # The salt keeps a cursor from being accepted as any other signed value.
-    return URLSafeSerializer(settings.secret_key.get_secret_value(), salt="cursor")
-
-
 def encode_cursor(position: Position, settings: Settings) -> str:
     # Whole microseconds since 1970: exact, and shorter than an ISO date.
     micros = (position.date_posted - EPOCH) // timedelta(microseconds=1)
-    return _serializer(settings).dumps([micros, position.id])
+    return serializer(settings, "cursor").dumps([micros, position.id])
 
 
 def decode_cursor(cursor: str, settings: Settings) -> Position:
     try:
-        micros, post_id = _serializer(settings).loads(cursor)
+        micros, post_id = serializer(settings, "cursor").loads(cursor)
         if not (type(micros) is int and type(post_id) is int and 1 <= post_id <= MAX_ID):
             raise InvalidCursor
         return Position(EPOCH + timedelta(microseconds=micros), post_id)

@@ -8,8 +8,6 @@ and verifying go to a worker thread; argon2-cffi releases the GIL while it
 works, so the loop keeps serving.
 """
 
-import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -21,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordBearer
+from itsdangerous import Signer, URLSafeSerializer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -234,22 +233,24 @@ def safe_next_path(value: str | None) -> str:
     return value
 
 
-def sign(purpose: str, value: str, settings: Settings) -> str:
-    """An HMAC of `value` under the secret key; `purpose` keeps signatures for
-    one use from being accepted for another."""
+def serializer(settings: Settings, purpose: str) -> URLSafeSerializer:
+    """Signs values under the secret key and checks them (itsdangerous).
+
+    `purpose` is the salt: a value signed for one use (a flash message, a
+    cursor) is never accepted for another.
+    """
     assert settings.secret_key is not None
-    key = settings.secret_key.get_secret_value().encode()
-    return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+    return URLSafeSerializer(settings.secret_key.get_secret_value(), salt=purpose)
 
 
-def _csrf_signature(cookie_value: str, settings: Settings) -> str:
-    return sign("csrf", cookie_value, settings)
+def _csrf_signer(settings: Settings) -> Signer:
+    return serializer(settings, "csrf").make_signer()
 
 
 def csrf_token(request: Request, settings: Settings) -> str:
     """The token for this browser's forms (a signed double-submit cookie).
 
-    The browser holds a random value in a cookie; forms carry its HMAC. Another
+    The browser holds a random value in a cookie; forms carry its signature. Another
     site can make the browser send the cookie, but can neither read it nor
     compute the signature, so it cannot forge the field. A browser without the
     cookie gets a new value, which `set_csrf_cookie` puts on the response.
@@ -257,7 +258,7 @@ def csrf_token(request: Request, settings: Settings) -> str:
     cookie_value = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
     if not cookie_value:
         cookie_value = request.state.new_csrf = secrets.token_urlsafe(32)
-    return _csrf_signature(cookie_value, settings)
+    return _csrf_signer(settings).get_signature(cookie_value).decode()
 
 
 def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
@@ -282,10 +283,10 @@ async def verify_csrf(request: Request) -> None:
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     cookie_value = request.cookies.get(CSRF_COOKIE)
-    # compare_digest refuses (TypeError) a str with non-ASCII characters.
+    # A signature is ASCII; anything else (even a lone surrogate) is no token.
     if not isinstance(submitted, str) or not submitted.isascii() or not cookie_value:
         raise CsrfFailed
-    if not hmac.compare_digest(submitted, _csrf_signature(cookie_value, settings)):
+    if not _csrf_signer(settings).verify_signature(cookie_value, submitted):
         raise CsrfFailed
 
 

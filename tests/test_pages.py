@@ -5,6 +5,7 @@ from html import escape
 
 import httpx
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from app.config import Settings
 from app.security import CSRF_COOKIE
@@ -480,3 +481,22 @@ async def test_pages_without_a_form_set_no_cookie(
     form_page = await client.get("/register")
     assert form_page.headers["set-cookie"].startswith(f"{CSRF_COOKIE}=")
     assert csrf_from(form_page.text)
+
+
+async def test_only_a_flash_message_signed_by_the_site_is_shown(
+    browser: httpx.AsyncClient, alice: Account
+) -> None:
+    landed = await page_login(browser, alice.email)
+    genuine = landed.cookies["flash"]
+    assert "Welcome back, alice!" in (await browser.get("/")).text
+    forged = URLSafeSerializer("another key", salt="flash").dumps(
+        {"message": "Your password has expired: send it to evil.example", "category": "error"}
+    )
+    for cookie in (forged, genuine[:-3] + "AAA", "plain text"):
+        browser.cookies.set("flash", cookie)
+        page = await browser.get("/")
+        assert page.status_code == 200
+        assert "evil.example" not in page.text
+        assert "Welcome back" not in page.text
+    browser.cookies.set("flash", genuine)
+    assert "Welcome back, alice!" in (await browser.get("/")).text
