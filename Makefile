@@ -1,4 +1,4 @@
-# `make run`  - install, migrate, seed demo data, serve http://127.0.0.1:8000
+# `make run`  - install, migrate, seed demo data, serve http://127.0.0.1:8000 (fastapi dev)
 # `make lock` - re-resolve requirements*.lock within pyproject.toml's ranges
 # `make test` - install with dev tools, then ruff, mypy and the whole test suite on
 #               both stacks: SQLite + local media, then PostgreSQL + S3 (moto_server)
@@ -47,7 +47,7 @@ seed: migrate
 	$(BIN)/python -m app seed
 
 run: seed
-	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT)
+	$(BIN)/fastapi dev app/main.py --host $(HOST) --port $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check .

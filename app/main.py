@@ -1,8 +1,11 @@
-"""The application factory: lifespan, middleware, routers, error handlers.
+"""The application: lifespan, middleware, routers, error handlers.
 
-Run it with `uvicorn app.main:create_app --factory`. A factory (rather than a
-module-level `app`) means importing this module reads no settings and opens no
-database, and each test can build an app around its own database.
+Run it with the FastAPI CLI: `fastapi dev` while you work on it (it reloads
+on every change), `fastapi run` in production. Both find the module-level
+`app` below. `create_app()` builds it from the settings; tests call it with
+settings of their own, so that each test gets an app around its own
+database. Importing this module reads the settings but opens no database:
+the engine is made in the lifespan, when the server starts.
 """
 
 import gc
@@ -295,3 +298,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.mount("/media", MediaFiles(directory=settings.media_root), name="media")
     _add_error_handlers(app)
     return app
+
+
+app = create_app()
