@@ -42,8 +42,8 @@ from app.middleware import (
 )
 from app.pages import accounts as account_pages
 from app.pages import posts as post_pages
+from app.pages.auth import LoginRequired
 from app.pages.rendering import configure_templates, render
-from app.security import LoginRequired
 from app.storage import MediaFiles, StorageError, create_storage, register_storage
 
 logger = logging.getLogger(__name__)

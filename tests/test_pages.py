@@ -8,7 +8,7 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from app.config import Settings
-from app.security import CSRF_COOKIE
+from app.pages.auth import CSRF_COOKIE
 from tests.conftest import (
     PASSWORD,
     TEST_SECRET,

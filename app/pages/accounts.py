@@ -12,9 +12,7 @@ from app.db import SessionDep, release_connection
 from app.errors import Conflict, Unprocessable
 from app.images import ImageRejected, ImagesDep, UploadTooLarge
 from app.models import User, UserCreate, UserUpdate
-from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.params import FormText
-from app.security import (
+from app.pages.auth import (
     PAGE_DEPENDENCIES,
     OptionalPageUser,
     PageUser,
@@ -22,6 +20,8 @@ from app.security import (
     safe_next_path,
     set_login_cookie,
 )
+from app.pages.rendering import chosen_file, field_errors, redirect, render
+from app.params import FormText
 from app.storage import StorageDep
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)

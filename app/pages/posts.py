@@ -13,11 +13,11 @@ from app.config import app_settings
 from app.db import SessionDep, release_connection
 from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
 from app.models import Post, PostCreate
+from app.pages.auth import PAGE_DEPENDENCIES, PageUser
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import Cursor, write_cursor
 from app.params import FormText, PostId, UserId
 from app.posts import PostPage
-from app.security import PAGE_DEPENDENCIES, PageUser
 from app.storage import StorageDep
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)

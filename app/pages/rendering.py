@@ -13,7 +13,8 @@ from itsdangerous import BadData
 from pydantic import ValidationError
 
 from app.config import Settings, app_settings
-from app.security import csrf_token, serializer, set_csrf_cookie
+from app.pages.auth import csrf_token, set_csrf_cookie
+from app.security import serializer
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 FLASH_COOKIE = "flash"

@@ -1,0 +1,173 @@
+"""Who is asking for a page, and whether a form is genuine: the login cookie,
+`PageUser` / `OptionalPageUser`, CSRF tokens, and where `next=` may lead.
+
+The cookie holds the same signed access token the API hands out
+(app/security.py); here it travels HttpOnly and SameSite=Lax, so page
+scripts cannot read it and other sites' forms do not send it.
+"""
+
+import secrets
+from typing import Annotated
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import Depends, Request, Response
+from itsdangerous import Signer
+
+from app.config import Settings, app_settings
+from app.db import SessionDep
+from app.errors import Forbidden
+from app.models import User, UserPrivate
+from app.security import create_access_token, serializer, user_from_token
+
+# Requests that change nothing, so carry no form to check.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+LOGIN_COOKIE = "access_token"
+CSRF_COOKIE = "csrf"
+CSRF_FIELD = "csrf_token"
+
+
+def set_login_cookie(response: Response, user_id: int, settings: Settings) -> None:
+    """Log a browser in: the same token the API issues, where scripts cannot read it."""
+    response.set_cookie(
+        LOGIN_COOKIE,
+        create_access_token(user_id, settings),
+        max_age=settings.access_token_expire_minutes * 60,
+        httponly=True,
+        samesite="lax",
+        secure=settings.is_production,
+    )
+
+
+def clear_login_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        LOGIN_COOKIE, httponly=True, samesite="lax", secure=settings.is_production
+    )
+
+
+async def page_request(request: Request, session: SessionDep) -> User | None:
+    """Check a request to a page and say who makes it: a form's CSRF token
+    first, then the logged-in user (None for a visitor).
+
+    Every page router declares this one dependency. FastAPI solves each of a
+    route's dependencies on every request, and a shared one again for every
+    dependency that declares it, even when its value is cached; so the two
+    checks share one dependency, which reads the settings from the app rather
+    than declaring SettingsDep.
+    """
+    if request.method not in SAFE_METHODS:
+        await verify_csrf(request)
+    settings = app_settings(request)
+    user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
+    # The layout (navigation, error pages) needs who is logged in. It gets a
+    # plain copy, not the row: if the request fails, the rollback expires every
+    # row of the session, and reading an expired row would need SQL.
+    request.state.user = None if user is None else UserPrivate.model_validate(user)
+    return user
+
+
+OptionalPageUser = Annotated[User | None, Depends(page_request)]
+
+
+class LoginRequired(Exception):
+    """A page needs a logged-in user; answered with a redirect to the login form."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+    @property
+    def login_url(self) -> str:
+        return "/login?" + urlencode({"next": self.next_path})
+
+
+async def require_page_user(request: Request, user: OptionalPageUser) -> User:
+    if user is None:
+        path = request.url.path
+        if request.method != "GET":
+            # After logging in, land on the page the form was on (if it was on
+            # this site), not on a POST-only URL.
+            referer = urlsplit(request.headers.get("referer", ""))
+            same_site = referer.netloc == request.url.netloc
+            path = (
+                safe_next_path(referer._replace(scheme="", netloc="").geturl())
+                if same_site
+                else "/"
+            )
+        elif request.url.query:
+            path += "?" + request.url.query
+        raise LoginRequired(path)
+    return user
+
+
+PageUser = Annotated[User, Depends(require_page_user)]
+
+
+def safe_next_path(value: str | None) -> str:
+    """`value` if it is a path on this site, else "/": `next=` must not send users away.
+
+    Refuses `//evil.example` and `/\\evil.example` (browsers read both as another
+    host), absolute URLs, and control characters.
+    """
+    if not value or any(ord(char) < 32 for char in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    if not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    return value
+
+
+def _csrf_signer(settings: Settings) -> Signer:
+    return serializer(settings, "csrf").make_signer()
+
+
+def csrf_token(request: Request, settings: Settings) -> str:
+    """The token for this browser's forms (a signed double-submit cookie).
+
+    The browser holds a random value in a cookie; forms carry its signature. Another
+    site can make the browser send the cookie, but can neither read it nor
+    compute the signature, so it cannot forge the field. A browser without the
+    cookie gets a new value, which `set_csrf_cookie` puts on the response.
+    """
+    cookie_value = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf", None)
+    if not cookie_value:
+        cookie_value = request.state.new_csrf = secrets.token_urlsafe(32)
+    return _csrf_signer(settings).get_signature(cookie_value).decode()
+
+
+def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
+    new_value = getattr(request.state, "new_csrf", None)
+    if new_value:
+        response.set_cookie(
+            CSRF_COOKIE, new_value, httponly=True, samesite="lax", secure=settings.is_production
+        )
+
+
+class CsrfFailed(Forbidden):
+    def __init__(self) -> None:
+        super().__init__(
+            "This form has expired or was sent from another site. "
+            "Go back, reload the page and try again."
+        )
+
+
+async def verify_csrf(request: Request) -> None:
+    """Refuse a state-changing page request whose form lacks a valid CSRF token."""
+    settings = app_settings(request)
+    form = await request.form()
+    submitted = form.get(CSRF_FIELD)
+    cookie_value = request.cookies.get(CSRF_COOKIE)
+    # A signature is ASCII; anything else (even a lone surrogate) is no token.
+    if not isinstance(submitted, str) or not submitted.isascii() or not cookie_value:
+        raise CsrfFailed
+    if not _csrf_signer(settings).verify_signature(cookie_value, submitted):
+        raise CsrfFailed
+
+
+# On every page router, so that no page can forget it: every state-changing
+# request must carry a valid CSRF token (page_request checks it), and every
+# page knows who is logged in (for the navigation). Routes that need a user
+# declare `PageUser`; FastAPI runs page_request once per request either way.
+PAGE_DEPENDENCIES = [Depends(page_request)]
