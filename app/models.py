@@ -114,22 +114,18 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def check_text(value: str) -> str:
-    problem = text_problem(value)
+def check_text(value: Any) -> Any:
+    """A validator: text that `text_problem` finds fault with is refused."""
+    problem = text_problem(value) if isinstance(value, str) else None
     if problem is not None:
         raise PydanticCustomError("invalid_text", problem)
     return value
 
 
-def valid_text(value: Any) -> Any:
-    return check_text(value) if isinstance(value, str) else value
-
-
 def clean_text(value: Any) -> Any:
     """Valid text without surrounding spaces, which are never meant ("  " is not a title)."""
-    if not isinstance(value, str):
-        return value
-    return check_text(value).strip()
+    value = check_text(value)
+    return value.strip() if isinstance(value, str) else value
 
 
 def _lower(value: Any) -> Any:
@@ -141,7 +137,7 @@ class UserCreate(UserBase):
     password: str = Field(min_length=8, max_length=128)
 
     _clean = field_validator("username", "email", mode="before")(clean_text)
-    _check_password = field_validator("password", mode="before")(valid_text)
+    _check_password = field_validator("password", mode="before")(check_text)
     _lower_email = field_validator("email")(_lower)
 
 

@@ -46,7 +46,7 @@ from app.config import Settings  # noqa: E402
 from app.db import create_engine, create_sessionmaker  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.models import Post, User, utcnow  # noqa: E402
-from app.security import _hasher  # noqa: E402
+from app.security import hash_password  # noqa: E402
 from bench.server import SECRET, app_environment, migrate, uvicorn  # noqa: E402
 
 USERS, POSTS = 50, 1000
@@ -73,10 +73,16 @@ class Load:
 
 async def seed(database_url: str) -> None:
     engine = create_engine(database_url)
-    password_hash = _hasher.hash("benchmark-password")
+    password_hash = await hash_password("benchmark-password")
     async with create_sessionmaker(engine)() as session, session.begin():
         users = [
-            User(username=f"user{n}", email=f"user{n}@example.com", password_hash=password_hash)
+            User(
+                username=f"user{n}",
+                email=f"user{n}@example.com",
+                password_hash=password_hash,
+                # The posts below go round the users: as many each as the author page shows.
+                post_count=POSTS // USERS + (n < POSTS % USERS),
+            )
             for n in range(USERS)
         ]
         session.add_all(users)
