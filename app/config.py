@@ -3,9 +3,9 @@
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import Depends, Request
+from fastapi import Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -84,15 +84,3 @@ def app_settings(request: Request) -> Settings:
     """The settings the running app was built with (tests build apps with their own)."""
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def get_app_settings(request: Request) -> Settings:
-    """`app_settings` as a dependency.
-
-    `async def` although it never awaits: FastAPI runs a plain `def` dependency
-    in its thread pool, a trip to another thread on every request for a lookup.
-    """
-    return app_settings(request)
-
-
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -6,14 +6,14 @@ database.
 """
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
-from sqlalchemy import event
+from fastapi import Request
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.storage.lifecycle import FileSession
+from app.storage.lifecycle import FileSession, has_writes
 
 # How long a statement waits for another connection's write lock before
 # failing with "database is locked". It waits in aiosqlite's thread, never on
@@ -27,6 +27,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         # driver's thread, so a slow query never stalls the event loop.
         engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
         return engine
     # PostgreSQL: a connection the server closed (restart, failover) is
     # replaced on checkout instead of failing the request.
@@ -50,6 +51,21 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _begin_before_savepoint(connection: Connection, _name: str | None) -> None:
+    """Make a SAVEPOINT part of the request's transaction on SQLite.
+
+    Python's sqlite3 driver begins a transaction only before its first INSERT,
+    UPDATE or DELETE, not before a SAVEPOINT. SQLite then runs a SAVEPOINT
+    outside any transaction as a transaction of its own, which its RELEASE
+    commits, so the request's rollback could not undo it. Beginning first
+    keeps the SAVEPOINT inside. (Reads still begin nothing, so a request that
+    reads and then writes waits for the write lock like any other.)
+    """
+    driver_connection = connection.connection.driver_connection  # aiosqlite's Connection
+    if driver_connection is not None and not driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: after commit, objects keep their loaded values.
     # With the default (True) the next attribute access would emit SQL, which
@@ -60,7 +76,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: commit if the handler succeeded, roll back otherwise."""
+    """One session per request, and the one place where a request's transaction
+    ends: commit if the handler succeeded, roll back otherwise. Services only
+    add, change and flush; they never commit or roll back."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:
@@ -71,23 +89,28 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-async def release_connection(session: AsyncSession) -> None:
-    """Give the session's connection back to the pool before slow work that
-    needs no database: processing an image, hashing a password.
+class TransactionHasWrites(RuntimeError):
+    """Ending this transaction early would commit what it wrote."""
+
+
+async def end_read_only_transaction(session: AsyncSession) -> None:
+    """End a transaction that has only read, so that its connection goes back
+    to the pool during slow work that needs none: processing an image,
+    checking a password.
 
     A request holds its pooled connection from its first statement to its
-    commit; uploads waiting for the image thread would otherwise hold
-    connections that other requests queue for (SQLAlchemy's default pool has
-    5, and 10 more under load). Only for a session
-    that has read but not written: it ends that read-only transaction. What it
-    loaded stays usable (expire_on_commit=False), and the next statement takes
-    a connection again.
+    commit; uploads waiting for the image threads would otherwise hold
+    connections that other requests queue for. What the session loaded stays
+    usable (expire_on_commit=False), and the next statement begins a new
+    transaction. The request's commit or rollback (`get_session`) still
+    decides everything written after this point.
+
+    Refuses, raising TransactionHasWrites, once the transaction has written
+    anything (a flush, an UPDATE or DELETE statement) or stored a file:
+    ending it then would commit those writes behind the request's back.
     """
-    if session.new or session.dirty or session.deleted:
-        raise RuntimeError("release_connection() would commit unflushed changes")
+    if session.new or session.dirty or session.deleted or has_writes(session):
+        raise TransactionHasWrites(
+            "end_read_only_transaction() called after the transaction wrote: do the slow work first"
+        )
     await session.commit()
-
-
-# scope="function": the commit runs when the handler returns, before the
-# response is sent, so a client never sees a success for a write that failed.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -8,7 +8,6 @@ database. Importing this module reads the settings but opens no database:
 the engine is made in the lifespan, when the server starts.
 """
 
-import gc
 import logging
 import math
 import socket
@@ -26,6 +25,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
 from app.api import health
@@ -34,7 +34,6 @@ from app.api import users as users_api
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
-from app.images import ImageProcessor, default_workers
 from app.middleware import (
     BodySizeLimitMiddleware,
     HeadAsGetMiddleware,
@@ -45,6 +44,7 @@ from app.pages import posts as post_pages
 from app.pages.auth import LoginRequired
 from app.pages.rendering import configure_templates, render
 from app.storage import MediaFiles, StorageError, create_storage, register_storage
+from app.workers import ImageWorkers, default_workers
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ ERROR_TITLES = {
     403: "Not allowed",
     404: "Page not found",
     405: "Not allowed here",
+    409: "Changed meanwhile",
     413: "Too large",
     422: "Invalid request",
     500: "Something went wrong",
@@ -86,18 +87,16 @@ UNAVAILABLE_SQLITE_ERRORS = (
 )
 
 
-# Each router goes straight into the app, the busiest first, and carries its
-# full prefix and its dependencies. FastAPI finds a request's route by walking
-# an included router's routes, then walks them again to call it, at every
-# level of nesting: routers inside routers, and busy routes late in the list,
-# cost every request. Reading posts is most of the traffic; the account pages
-# (register, log in, settings) are visited once in a while.
 ROUTERS = (
-    post_pages.router,
-    posts_api.router,
-    users_api.router,
-    account_pages.router,
     health.router,
+    users_api.router,
+    posts_api.router,
+    account_pages.router,
+    post_pages.router,
+)
+
+CHANGED_MEANWHILE = (
+    "Someone else changed this at the same moment, so nothing was saved. Reload and try again."
 )
 
 
@@ -184,6 +183,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     for error in (DBAPIError, PoolTimeoutError, *CONNECT_ERRORS):
         app.add_exception_handler(error, database_unavailable)
 
+    @app.exception_handler(StaleDataError)
+    async def changed_meanwhile(request: Request, _exc: StaleDataError) -> Response:
+        # Another request updated or deleted the row after this one loaded it
+        # (see `updated_at_column` in models.py). The transaction is rolled
+        # back, so whatever this request stored is deleted again.
+        if _is_api(request):
+            return JSONResponse({"detail": CHANGED_MEANWHILE}, status_code=409)
+        return _error_page(request, 409, CHANGED_MEANWHILE)
+
     @app.exception_handler(LoginRequired)
     async def login_required(_request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(exc.login_url, status_code=303)
@@ -230,11 +238,6 @@ def _image_origins(settings: Settings) -> tuple[str, ...]:
     return (f"{parts.scheme}://{parts.netloc}",)
 
 
-# New objects, net of those freed, at which the garbage collector scans the
-# youngest generation (700 by default up to Python 3.13): see the lifespan.
-YOUNG_GC_THRESHOLD = 10_000
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -247,32 +250,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.storage = storage
         register_storage(storage)
-        app.state.images = ImageProcessor(
-            max_upload_bytes=settings.max_upload_bytes,
-            avatar_size=settings.avatar_size,
-            workers=default_workers(),
+        app.state.images = ImageWorkers(
+            max_upload_bytes=settings.max_upload_bytes, workers=default_workers()
         )
-        # Everything made at start-up (modules, routes, mappers, templates)
-        # lives as long as the process: moved out of the garbage collector's
-        # sight, it is no longer scanned again and again while requests
-        # allocate.
-        gc.collect()
-        gc.freeze()
-        # A page of posts has some 750 new objects alive at its peak (rows,
-        # ORM state, the page being written), more than the 700 at which the
-        # collector scans the youngest objects by default (up to Python 3.13).
-        # So under load it ran in about every other request, and moved that
-        # request's objects into an older generation, to be scanned again
-        # there. Their reference counts free nearly all of them when the
-        # request ends: at 10,000, the collector runs a few times per thousand
-        # requests (bench/collector.py).
-        threshold = gc.get_threshold()
-        gc.set_threshold(YOUNG_GC_THRESHOLD, *threshold[1:])
         try:
             yield
         finally:
-            gc.set_threshold(*threshold)
-            gc.unfreeze()
             app.state.images.close()
             await engine.dispose()
 

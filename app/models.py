@@ -10,13 +10,18 @@ from typing import Any, ClassVar
 
 from pydantic import EmailStr, field_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import DateTime, Dialect, Index, Text
+from sqlalchemy import Column, DateTime, Dialect, Index, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
 from app.storage import FileType, StoredFile
 
 DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
+
+# Ids are `Integer` columns: 32 bits on PostgreSQL. A larger number cannot be
+# the id of any row, and sent to the database it would fail there (a 500), so
+# parameters and tokens refuse it first.
+MAX_ID = 2**31 - 1
 
 # Named constraints let later migrations drop or alter them by name, which
 # SQLite's table rebuilds (Alembic batch mode) need.
@@ -58,6 +63,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def updated_at_column() -> Column[datetime]:
+    """When the row last changed, which is also its version.
+
+    Declared as the mapper's `version_id_col`, it makes every UPDATE and
+    DELETE of the row through the session say `WHERE updated_at = <the value
+    it was loaded with>`. When another request changed the row in between,
+    no row matches, and SQLAlchemy raises StaleDataError (a 409) instead of
+    overwriting the other change, or leaving the file that change stored
+    without a row that points at it. The code sets the value itself
+    (`version_id_generator: False`) whenever it changes the row.
+    """
+    return Column("updated_at", UTCDateTime, nullable=False, default=utcnow)
+
+
+USERS_UPDATED_AT = updated_at_column()
+POSTS_UPDATED_AT = updated_at_column()
+
+
 # --- users -------------------------------------------------------------------
 
 
@@ -69,12 +92,14 @@ class User(UserBase, table=True):
     __tablename__: ClassVar[str] = "users"
     # Never reuse the id of a deleted row on SQLite: tokens name users by id.
     __table_args__ = {"sqlite_autoincrement": True}
+    __mapper_args__ = {"version_id_col": USERS_UPDATED_AT, "version_id_generator": False}
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=50, unique=True)
     email: str = Field(max_length=254, unique=True)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=USERS_UPDATED_AT)
     # Kept by app.posts in the transaction that adds or deletes a post, so the
     # author page shows it without counting the posts on every visit.
     post_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -177,12 +202,13 @@ class Post(PostBase, table=True):
         Index("ix_posts_user_id_date_posted_id", "user_id", "date_posted", "id"),
         {"sqlite_autoincrement": True},
     )
+    __mapper_args__ = {"version_id_col": POSTS_UPDATED_AT, "version_id_generator": False}
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=100)
     content: str = Field(sa_type=Text)
     date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=POSTS_UPDATED_AT)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     # An optional cover picture.
     image: StoredFile | None = Field(default=None, sa_type=FileType)

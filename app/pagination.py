@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Query, Request
 from itsdangerous import BadData
 
 from app.config import Settings, app_settings
 from app.errors import AppError
-from app.params import MAX_ID
+from app.models import MAX_ID
 from app.security import serializer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,6 +84,3 @@ def write_cursor(request: Request, position: Position | None) -> str | None:
     if position is None:
         return None
     return encode_cursor(position, app_settings(request))
-
-
-Cursor = Annotated[Position | None, Depends(read_cursor)]

@@ -8,11 +8,10 @@ from sqlalchemy.orm import joinedload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import Forbidden, NotFound
-from app.images import ProcessedImage, save_image
+from app.errors import NotFound
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
 from app.pagination import Position
-from app.storage import Storage, forget_files
+from app.storage import StoredFile, forget_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,21 +24,6 @@ class PostPage:
     @property
     def has_more(self) -> bool:
         return self.next is not None
-
-
-# Each post's author comes in the same statement. joinedload suits a
-# many-to-one: a JOIN adds the author's columns to the post's row, one round
-# trip for the whole page, where selectinload would take a second statement.
-# Only the public columns come along: the email and password hash never leave
-# the database for a public page, and reading a column that was not loaded
-# raises instead of querying (raiseload). Without the option, `post.author`
-# raises: the relationship is lazy="raise".
-WITH_AUTHOR = joinedload(Post.author, innerjoin=True).load_only(  # type: ignore[arg-type]
-    User.id,  # type: ignore[arg-type]
-    User.username,  # type: ignore[arg-type]
-    User.image,  # type: ignore[arg-type]
-    raiseload=True,
-)
 
 
 async def list_posts(
@@ -68,7 +52,11 @@ async def list_posts(
     statement = (
         select(Post)
         .where(*conditions)
-        .options(WITH_AUTHOR)
+        # Each post's author in the same statement. joinedload suits a
+        # many-to-one: a JOIN adds the author's columns to the post's row, one
+        # round trip for the page, where selectinload would take a second
+        # statement. Without it `post.author` raises (lazy="raise").
+        .options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
         .order_by(col(Post.date_posted).desc(), col(Post.id).desc())
         .limit(limit + 1)
     )
@@ -81,7 +69,9 @@ async def list_posts(
 
 
 async def get_post(session: AsyncSession, post_id: int) -> Post:
-    statement = select(Post).where(col(Post.id) == post_id).options(WITH_AUTHOR)
+    statement = (
+        select(Post).where(col(Post.id) == post_id).options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
+    )
     post = (await session.exec(statement)).one_or_none()
     if post is None:
         raise NotFound("Post not found.")
@@ -106,24 +96,10 @@ async def change_post_count(session: AsyncSession, author_id: int, change: int) 
     )
 
 
-def ensure_author(post: Post, user: User) -> None:
-    if post.user_id != user.id:
-        raise Forbidden("Only the author can change this post.")
-
-
 async def create_post(
-    session: AsyncSession,
-    author: User,
-    data: PostCreate,
-    *,
-    storage: Storage | None = None,
-    cover: ProcessedImage | None = None,
+    session: AsyncSession, author: User, data: PostCreate, *, image: StoredFile | None = None
 ) -> Post:
-    """A new post, with its cover image if one is given (stored in `storage`)."""
-    image = None
-    if cover is not None:
-        assert storage is not None, "a cover image needs the storage to keep it in"
-        image = await save_image(session, storage, cover, kind="posts")
+    """A new post, with its cover image if one was stored (app/pictures.py)."""
     post = Post.model_validate(data, update={"user_id": author.id, "image": image})
     post.updated_at = post.date_posted
     # Setting the relationship from an object we hold means no query is needed
@@ -149,35 +125,20 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
     """Delete the post; its cover image goes once the transaction commits.
 
     A DELETE statement rather than `session.delete(post)`: the database says
-    how many rows it deleted, so when two requests delete one post at once
-    (a double click), only the first counts it and the second gets a 404.
-    The ORM would only warn that its DELETE matched no row.
+    which row it deleted and the cover that row had at that moment
+    (RETURNING). So when two requests delete one post at once (a double
+    click), only the first counts it and the second gets a 404; and a cover
+    replaced by another request since this one loaded the post is the one
+    deleted, not the one this request saw.
     """
-    result = await session.exec(delete(Post).where(col(Post.id) == post.id))
-    if result.rowcount != 1:
+    deleted = await session.exec(
+        delete(Post).where(col(Post.id) == post.id).returning(col(Post.image))
+    )
+    row = deleted.one_or_none()
+    if row is None:
         raise NotFound("Post not found.")
     # The session did not see the row go: it is told about the file, and the
     # object leaves it.
-    forget_files(session, [post.image])
+    forget_files(session, [row.image])
     session.expunge(post)
     await change_post_count(session, post.user_id, -1)
-
-
-async def set_image(
-    session: AsyncSession, storage: Storage, post: Post, image: ProcessedImage
-) -> Post:
-    """Store a new cover image; the old one is deleted after the commit."""
-    post.image = await save_image(session, storage, image, kind="posts")
-    post.updated_at = utcnow()
-    session.add(post)
-    await session.flush()
-    return post
-
-
-async def remove_image(session: AsyncSession, post: Post) -> Post:
-    if post.image is not None:
-        post.image = None
-        post.updated_at = utcnow()
-        session.add(post)
-        await session.flush()
-    return post

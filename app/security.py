@@ -1,6 +1,7 @@
-"""Passwords (Argon2id), access tokens (JWT), signed values (itsdangerous), and
-`CurrentUser`, the API's dependency that says who is asking (Bearer token).
-The pages' side (the login cookie, CSRF, `PageUser`) is app/pages/auth.py.
+"""Passwords (Argon2id), logging in, access tokens (JWT) and signed values
+(itsdangerous). The dependencies that say who is asking (`CurrentUser`,
+`PageUser`) are in app/deps.py; the pages' cookie and CSRF checks in
+app/pages/auth.py.
 
 Argon2 is deliberately slow (tens of milliseconds of CPU and 64 MiB per hash).
 Run on the event loop, one login would freeze every other request, so hashing
@@ -10,21 +11,19 @@ works, so the loop keeps serving.
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Annotated
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import Depends, HTTPException, status
-from fastapi.security import OAuth2PasswordBearer
 from itsdangerous import URLSafeSerializer
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
-from app.config import Settings, SettingsDep
-from app.db import SessionDep
-from app.models import User
-from app.params import MAX_ID
+from app.config import Settings
+from app.db import end_read_only_transaction
+from app.errors import Unprocessable
+from app.models import MAX_ID, User, text_problem
 
 TOKEN_ALGORITHM = "HS256"
 
@@ -62,6 +61,27 @@ async def verify_against_dummy(password: str) -> None:
     whether an email has an account."""
     dummy = await run_in_threadpool(_dummy_hash)
     await verify_password(dummy, password)
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User | None:
+    """The user these credentials belong to, or None. Takes as long either way."""
+    for value in (email, password):
+        problem = text_problem(value)
+        if problem is not None:
+            raise Unprocessable(problem)
+    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
+    # Argon2 takes tens of milliseconds in a worker thread: the connection
+    # goes back to the pool meanwhile.
+    await end_read_only_transaction(session)
+    if user is None:
+        await verify_against_dummy(password)
+        return None
+    if not await verify_password(user.password_hash, password):
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+        session.add(user)
+    return user
 
 
 # --- tokens ------------------------------------------------------------------
@@ -104,29 +124,6 @@ async def user_from_token(
     if user_id is None:
         return None
     return await session.get(User, user_id)
-
-
-# --- dependencies ------------------------------------------------------------
-
-
-# auto_error=False so that a missing token gets the same clear 401 as a bad one.
-_bearer = OAuth2PasswordBearer(tokenUrl="/api/users/token", auto_error=False)
-
-
-async def get_current_user(
-    token: Annotated[str | None, Depends(_bearer)], settings: SettingsDep, session: SessionDep
-) -> User:
-    user = await user_from_token(token, settings, session)
-    if user is None:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Not authenticated: log in and send 'Authorization: Bearer <token>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return user
-
-
-CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 # --- signed values ----------------------------------------------------------------

@@ -53,15 +53,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.server import app_environment, migrate, uvicorn  # noqa: E402
-from bench.throughput import UVICORN_FAST  # noqa: E402
+from bench.server import UVICORN_FAST, app_environment, migrate, uvicorn  # noqa: E402
 
 USERS = 50
 SMALL = 1_000
@@ -84,7 +83,15 @@ LOAD_MORE = re.compile(r'<a class="button load-more" href="([^"]+)"')
 # --- the rows ------------------------------------------------------------------------
 
 # The columns the loader fills; the others keep their defaults (image: NULL).
-USER_COLUMNS = ["id", "username", "email", "password_hash", "created_at", "post_count"]
+USER_COLUMNS = [
+    "id",
+    "username",
+    "email",
+    "password_hash",
+    "created_at",
+    "updated_at",
+    "post_count",
+]
 POST_COLUMNS = ["id", "title", "content", "date_posted", "updated_at", "user_id"]
 
 
@@ -98,7 +105,7 @@ def user_rows(posts: int, created: datetime) -> list[tuple[Any, ...]]:
     counts = Counter(author_of(number) for number in range(1, posts + 1))
     # Nobody logs in: any string will do for the hash.
     return [
-        (n, f"user{n}", f"user{n}@example.com", "not-a-hash", created, counts[n])
+        (n, f"user{n}", f"user{n}@example.com", "not-a-hash", created, created, counts[n])
         for n in range(1, USERS + 1)
     ]
 
@@ -137,9 +144,12 @@ def load_sqlite(database_url: str, posts: int) -> None:
         connection.execute("PRAGMA synchronous=OFF")
         with connection:  # one transaction: a commit per row would take hours
             connection.executemany(
-                "INSERT INTO users (id, username, email, password_hash, created_at, post_count)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [(*row[:4], sqlite_stamp(row[4]), row[5]) for row in user_rows(posts, created)],
+                "INSERT INTO users (id, username, email, password_hash, created_at, updated_at,"
+                " post_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (*row[:4], sqlite_stamp(row[4]), sqlite_stamp(row[5]), row[6])
+                    for row in user_rows(posts, created)
+                ],
             )
             connection.executemany(
                 "INSERT INTO posts (id, title, content, date_posted, updated_at, user_id)"

@@ -6,12 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app import users
 from app.config import Settings
-from app.models import User
+from app.db import TransactionHasWrites, end_read_only_transaction
+from app.errors import Conflict
+from app.models import User, UserCreate, UserUpdate
 from app.storage import Storage, StoredFile, store_file
 from app.storage.gc import collect_garbage
 from tests import pictures
@@ -132,6 +136,100 @@ async def test_replace_then_rollback_keeps_old_file_and_deletes_new(
         await session.rollback()
     assert await stored_keys(server) == {old}
     assert await picture_key(client, alice) == old
+
+
+async def test_a_transaction_that_wrote_cannot_be_ended_early(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    """Ending a transaction early (to free its connection during slow work)
+    refuses once it has written, so the request's rollback still undoes the
+    write and deletes the file it stored."""
+    async with server.app.state.sessionmaker() as session:
+        session.add(User(username="carol", email="carol@example.com", password_hash="x"))
+        await session.flush()
+        with pytest.raises(TransactionHasWrites):
+            await end_read_only_transaction(session)
+        await session.rollback()
+    async with server.app.state.sessionmaker() as session:
+        await session.exec(update(User).where(User.id == alice.id).values(username="mallory"))
+        with pytest.raises(TransactionHasWrites):
+            await end_read_only_transaction(session)
+        await session.rollback()
+    async with server.app.state.sessionmaker() as session:
+        await store_picture(session, server)
+        with pytest.raises(TransactionHasWrites):
+            await end_read_only_transaction(session)
+        await session.rollback()
+    async with server.app.state.sessionmaker() as session:
+        usernames = set((await session.exec(select(User.username))).all())
+    assert usernames == {"alice"}
+    assert await stored_keys(server) == set()
+
+
+async def test_a_read_only_transaction_ends_early_and_its_rows_stay_usable(
+    server: LiveServer, alice: Account
+) -> None:
+    async with server.app.state.sessionmaker() as session:
+        user = await session.get(User, alice.id)
+        assert user is not None
+        await end_read_only_transaction(session)
+        assert not session.in_transaction()
+        user.image = await store_picture(session, server)
+        session.add(user)
+        await session.commit()
+    assert len(await stored_keys(server)) == 1
+
+
+async def test_a_taken_name_undoes_only_its_own_insert(
+    server: LiveServer, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sign-ups at once both pass the check for a free name; the database
+    refuses the second INSERT inside a SAVEPOINT, which undoes that INSERT
+    alone: what the transaction did before stays until its own end."""
+
+    async def another_request_took_it_just_after(*_args: object, **_kwargs: object) -> None:
+        return None
+
+    monkeypatch.setattr(users, "_ensure_unique", another_request_took_it_just_after)
+    taken = UserCreate(username="alice", email="other@example.com", password="long enough")
+    fresh = UserCreate(username="dave", email="dave@example.com", password="long enough")
+    async with server.app.state.sessionmaker() as session:
+        me = await session.get(User, alice.id)
+        assert me is not None
+        await users.update_user(session, me, UserUpdate(email="alicia@example.com"))
+        with pytest.raises(Conflict):
+            await users.create_user(session, taken)
+        await session.commit()
+    async with server.app.state.sessionmaker() as session:
+        await users.create_user(session, fresh)
+        await session.rollback()
+    async with server.app.state.sessionmaker() as session:
+        emails = set((await session.exec(select(User.email))).all())
+    assert emails == {"alicia@example.com"}
+
+
+async def test_racing_uploads_to_one_row_leave_exactly_its_file(
+    server: LiveServer, client: httpx.AsyncClient, alice: Account
+) -> None:
+    post = await create_post(client, alice)
+    covers = [
+        client.patch(
+            f"/api/posts/{post['id']}/image",
+            files={"file": (f"c{n}.jpg", pictures.jpeg(320 + n, 200), "image/jpeg")},
+            headers=alice.headers,
+        )
+        for n in range(4)
+    ]
+    responses = [
+        *await asyncio.gather(*covers),
+        *await asyncio.gather(*(upload_picture(client, alice, f"me{n}.jpg") for n in range(4))),
+    ]
+    assert {response.status_code for response in responses} <= {200, 409}
+    for response in responses:
+        if response.status_code == 409:
+            assert "Reload and try again" in response.json()["detail"]
+    cover = (await client.get(f"/api/posts/{post['id']}")).json()["image_url"]
+    assert await stored_keys(server) == {key_in(cover), await picture_key(client, alice)}
 
 
 async def test_session_closed_without_commit_deletes_its_uploads(server: LiveServer) -> None:

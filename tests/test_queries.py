@@ -127,14 +127,13 @@ async def test_uploads_hold_no_connection_while_their_image_is_processed(
 ) -> None:
     images = server.app.state.images
     seen: list[int] = []
-    for method in ("avatar", "post_image"):
-        processing = getattr(images, method)
+    processing = images.process
 
-        async def observed(upload: Any, processing: Any = processing) -> Any:
-            seen.append(connections_in_use())
-            return await processing(upload)
+    async def observed(upload: Any, preset: Any) -> Any:
+        seen.append(connections_in_use())
+        return await processing(upload, preset)
 
-        monkeypatch.setattr(images, method, observed)
+    monkeypatch.setattr(images, "process", observed)
 
     file = {"file": ("me.jpg", pictures.jpeg(), "image/jpeg")}
     avatar = await browser.patch(

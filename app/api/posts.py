@@ -3,14 +3,22 @@
 from fastapi import APIRouter, Request, status
 
 from app import posts
-from app.db import SessionDep, release_connection
-from app.images import ImagesDep, ImageUpload
+from app.deps import (
+    CurrentUser,
+    Cursor,
+    ImagesDep,
+    ImageUpload,
+    Limit,
+    OwnPost,
+    PostId,
+    SessionDep,
+    StorageDep,
+)
+from app.images import POST_COVER
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
-from app.pagination import Cursor, write_cursor
-from app.params import Limit, PostId
+from app.pagination import write_cursor
+from app.pictures import prepare_image, replace_image
 from app.posts import PostPage
-from app.security import CurrentUser
-from app.storage import StorageDep
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
@@ -48,54 +56,36 @@ async def read_post(post_id: PostId, session: SessionDep) -> Post:
 
 
 @router.patch("/{post_id}", response_model=PostPublic)
-async def update_post(
-    post_id: PostId, data: PostUpdate, session: SessionDep, current_user: CurrentUser
-) -> Post:
+async def update_post(post: OwnPost, data: PostUpdate, session: SessionDep) -> Post:
     """Change some fields of your own post."""
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, current_user)
     return await posts.update_post(session, post, data)
 
 
 @router.put("/{post_id}", response_model=PostPublic)
-async def replace_post(
-    post_id: PostId, data: PostCreate, session: SessionDep, current_user: CurrentUser
-) -> Post:
+async def replace_post(post: OwnPost, data: PostCreate, session: SessionDep) -> Post:
     """Replace the title and content of your own post."""
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, current_user)
     return await posts.update_post(session, post, data)
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_post(post_id: PostId, session: SessionDep, current_user: CurrentUser) -> None:
+async def delete_post(post: OwnPost, session: SessionDep) -> None:
     """Delete your own post."""
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, current_user)
     await posts.delete_post(session, post)
 
 
 @router.patch("/{post_id}/image", response_model=PostPublic)
 async def set_image(
-    post_id: PostId,
-    file: ImageUpload,
-    session: SessionDep,
-    current_user: CurrentUser,
-    images: ImagesDep,
-    storage: StorageDep,
+    post: OwnPost, file: ImageUpload, session: SessionDep, images: ImagesDep, storage: StorageDep
 ) -> Post:
     """Upload a cover image for your post (at most 1600 pixels on its longer side
     once stored); the previous one is deleted."""
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, current_user)
-    await release_connection(session)
-    image = await images.post_image(file)
-    return await posts.set_image(session, storage, post, image)
+    image = await prepare_image(session, images, file, POST_COVER)
+    await replace_image(session, storage, post, image)
+    return post
 
 
 @router.delete("/{post_id}/image", response_model=PostPublic)
-async def remove_image(post_id: PostId, session: SessionDep, current_user: CurrentUser) -> Post:
+async def remove_image(post: OwnPost, session: SessionDep, storage: StorageDep) -> Post:
     """Remove your post's cover image."""
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, current_user)
-    return await posts.remove_image(session, post)
+    await replace_image(session, storage, post, None)
+    return post

@@ -8,14 +8,22 @@ from pydantic import BaseModel
 
 from app import posts, users
 from app.api.posts import page_of_posts
-from app.config import SettingsDep
-from app.db import SessionDep, release_connection
-from app.images import ImagesDep, ImageUpload
+from app.deps import (
+    CurrentUser,
+    Cursor,
+    ImagesDep,
+    ImageUpload,
+    Limit,
+    OwnAccount,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    UserId,
+)
+from app.images import avatar_preset
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
-from app.pagination import Cursor
-from app.params import Limit, UserId
-from app.security import CurrentUser, create_access_token
-from app.storage import StorageDep
+from app.pictures import prepare_image, replace_image
+from app.security import authenticate, create_access_token
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -38,7 +46,7 @@ async def login_for_token(
     settings: SettingsDep,
 ) -> Token:
     """Exchange an email (in the `username` field) and password for a bearer token."""
-    user = await users.authenticate(session, form.username, form.password)
+    user = await authenticate(session, form.username, form.password)
     if user is None or user.id is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
@@ -61,47 +69,38 @@ async def read_user(user_id: UserId, session: SessionDep) -> User:
 
 
 @router.patch("/{user_id}", response_model=UserPrivate)
-async def update_user(
-    user_id: UserId, data: UserUpdate, session: SessionDep, current_user: CurrentUser
-) -> User:
+async def update_user(user: OwnAccount, data: UserUpdate, session: SessionDep) -> User:
     """Change your own username or email."""
-    user = await users.get_user(session, user_id)
-    users.ensure_self(user, current_user)
     return await users.update_user(session, user, data)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: UserId, session: SessionDep, current_user: CurrentUser) -> None:
+async def delete_user(user: OwnAccount, session: SessionDep) -> None:
     """Delete your own account and all of your posts."""
-    user = await users.get_user(session, user_id)
-    users.ensure_self(user, current_user)
     await users.delete_user(session, user)
 
 
 @router.patch("/{user_id}/picture", response_model=UserPrivate)
 async def set_picture(
-    user_id: UserId,
+    user: OwnAccount,
     file: ImageUpload,
     session: SessionDep,
-    current_user: CurrentUser,
+    settings: SettingsDep,
     images: ImagesDep,
     storage: StorageDep,
 ) -> User:
     """Upload your profile picture. It is centre-cropped to a square and stored
     without its metadata; the previous picture is deleted."""
-    user = await users.get_user(session, user_id)
-    users.ensure_self(user, current_user)
-    await release_connection(session)
-    picture = await images.avatar(file)
-    return await users.set_picture(session, storage, user, picture)
+    picture = await prepare_image(session, images, file, avatar_preset(settings.avatar_size))
+    await replace_image(session, storage, user, picture)
+    return user
 
 
 @router.delete("/{user_id}/picture", response_model=UserPrivate)
-async def remove_picture(user_id: UserId, session: SessionDep, current_user: CurrentUser) -> User:
+async def remove_picture(user: OwnAccount, session: SessionDep, storage: StorageDep) -> User:
     """Go back to the default picture."""
-    user = await users.get_user(session, user_id)
-    users.ensure_self(user, current_user)
-    return await users.remove_picture(session, user)
+    await replace_image(session, storage, user, None)
+    return user
 
 
 @router.get("/{user_id}/posts", response_model=PostsPublic)

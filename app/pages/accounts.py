@@ -7,22 +7,24 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app import users
-from app.config import SettingsDep
-from app.db import SessionDep, release_connection
-from app.errors import Conflict, Unprocessable
-from app.images import ImageRejected, ImagesDep, UploadTooLarge
-from app.models import User, UserCreate, UserUpdate
-from app.pages.auth import (
+from app.deps import (
     PAGE_DEPENDENCIES,
+    FormText,
+    ImagesDep,
     OptionalPageUser,
     PageUser,
-    clear_login_cookie,
-    safe_next_path,
-    set_login_cookie,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
 )
+from app.errors import Conflict, Unprocessable
+from app.images import avatar_preset
+from app.models import User, UserCreate, UserUpdate
+from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.params import FormText
-from app.storage import StorageDep
+from app.pictures import prepare_image, replace_image
+from app.security import authenticate
+from app.uploads import UploadRejected
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
@@ -106,7 +108,7 @@ async def login(
     next_path = safe_next_path(next)
     values = {"email": email, "next": next_path}
     try:
-        user = await users.authenticate(session, email, password)
+        user = await authenticate(session, email, password)
     except Unprocessable as exc:
         return _form(request, "login.html", values, {"form": exc.detail}, status_code=422)
     if user is None or user.id is None:
@@ -133,6 +135,7 @@ async def account_form(request: Request, user: PageUser) -> HTMLResponse:
 async def update_account(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     user: PageUser,
     images: ImagesDep,
     storage: StorageDep,
@@ -151,19 +154,21 @@ async def update_account(
         # leaves the account as it was.
         new_picture = None
         if upload:
-            await release_connection(session)
-            new_picture = await images.avatar(upload)
+            preset = avatar_preset(settings.avatar_size)
+            new_picture = await prepare_image(session, images, upload, preset)
         await users.update_user(session, user, data)
-    except (ImageRejected, UploadTooLarge) as exc:
+    except UploadRejected as exc:
         return _account_form(request, user, values, {"picture": exc.detail})
     except Conflict as exc:
         return _account_form(request, user, values, {exc.field: exc.detail})
     if new_picture:
-        await users.set_picture(session, storage, user, new_picture)
+        await replace_image(session, storage, user, new_picture)
     return redirect(request, "/account", "Your account is updated.")
 
 
 @router.post("/account/picture/delete")
-async def remove_picture(request: Request, session: SessionDep, user: PageUser) -> RedirectResponse:
-    await users.remove_picture(session, user)
+async def remove_picture(
+    request: Request, session: SessionDep, user: PageUser, storage: StorageDep
+) -> RedirectResponse:
+    await replace_image(session, storage, user, None)
     return redirect(request, "/account", "Your profile picture is removed.")

@@ -1,5 +1,6 @@
-"""Who is asking for a page, and whether a form is genuine: the login cookie,
-`PageUser` / `OptionalPageUser`, CSRF tokens, and where `next=` may lead.
+"""The pages' side of logging in, and whether a form is genuine: the login
+cookie, CSRF tokens, and where `next=` may lead. The dependencies built on
+them (`PageUser`, the CSRF check on every page router) are in app/deps.py.
 
 The cookie holds the same signed access token the API hands out
 (app/security.py); here it travels HttpOnly and SameSite=Lax, so page
@@ -7,17 +8,14 @@ scripts cannot read it and other sites' forms do not send it.
 """
 
 import secrets
-from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from itsdangerous import Signer
 
-from app.config import Settings, app_settings
-from app.db import SessionDep
+from app.config import Settings
 from app.errors import Forbidden
-from app.models import User, UserPrivate
-from app.security import create_access_token, serializer, user_from_token
+from app.security import create_access_token, serializer
 
 # Requests that change nothing, so carry no form to check.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -45,30 +43,6 @@ def clear_login_cookie(response: Response, settings: Settings) -> None:
     )
 
 
-async def page_request(request: Request, session: SessionDep) -> User | None:
-    """Check a request to a page and say who makes it: a form's CSRF token
-    first, then the logged-in user (None for a visitor).
-
-    Every page router declares this one dependency. FastAPI solves each of a
-    route's dependencies on every request, and a shared one again for every
-    dependency that declares it, even when its value is cached; so the two
-    checks share one dependency, which reads the settings from the app rather
-    than declaring SettingsDep.
-    """
-    if request.method not in SAFE_METHODS:
-        await verify_csrf(request)
-    settings = app_settings(request)
-    user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
-    # The layout (navigation, error pages) needs who is logged in. It gets a
-    # plain copy, not the row: if the request fails, the rollback expires every
-    # row of the session, and reading an expired row would need SQL.
-    request.state.user = None if user is None else UserPrivate.model_validate(user)
-    return user
-
-
-OptionalPageUser = Annotated[User | None, Depends(page_request)]
-
-
 class LoginRequired(Exception):
     """A page needs a logged-in user; answered with a redirect to the login form."""
 
@@ -81,26 +55,17 @@ class LoginRequired(Exception):
         return "/login?" + urlencode({"next": self.next_path})
 
 
-async def require_page_user(request: Request, user: OptionalPageUser) -> User:
-    if user is None:
-        path = request.url.path
-        if request.method != "GET":
-            # After logging in, land on the page the form was on (if it was on
-            # this site), not on a POST-only URL.
-            referer = urlsplit(request.headers.get("referer", ""))
-            same_site = referer.netloc == request.url.netloc
-            path = (
-                safe_next_path(referer._replace(scheme="", netloc="").geturl())
-                if same_site
-                else "/"
-            )
-        elif request.url.query:
-            path += "?" + request.url.query
-        raise LoginRequired(path)
-    return user
-
-
-PageUser = Annotated[User, Depends(require_page_user)]
+def login_path(request: Request) -> str:
+    """Where to land after logging in, for a request that needed a login."""
+    if request.method == "GET":
+        query = request.url.query
+        return request.url.path + (f"?{query}" if query else "")
+    # After logging in, land on the page the form was on (if it was on this
+    # site), not on a POST-only URL.
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.url.netloc:
+        return "/"
+    return safe_next_path(referer._replace(scheme="", netloc="").geturl())
 
 
 def safe_next_path(value: str | None) -> str:
@@ -153,9 +118,8 @@ class CsrfFailed(Forbidden):
         )
 
 
-async def verify_csrf(request: Request) -> None:
+async def verify_csrf(request: Request, settings: Settings) -> None:
     """Refuse a state-changing page request whose form lacks a valid CSRF token."""
-    settings = app_settings(request)
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     cookie_value = request.cookies.get(CSRF_COOKIE)
@@ -164,10 +128,3 @@ async def verify_csrf(request: Request) -> None:
         raise CsrfFailed
     if not _csrf_signer(settings).verify_signature(cookie_value, submitted):
         raise CsrfFailed
-
-
-# On every page router, so that no page can forget it: every state-changing
-# request must carry a valid CSRF token (page_request checks it), and every
-# page knows who is logged in (for the navigation). Routes that need a user
-# declare `PageUser`; FastAPI runs page_request once per request either way.
-PAGE_DEPENDENCIES = [Depends(page_request)]

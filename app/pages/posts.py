@@ -9,16 +9,26 @@ from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import posts, users
-from app.config import app_settings
-from app.db import SessionDep, release_connection
-from app.images import ImageRejected, ImagesDep, ProcessedImage, UploadTooLarge
+from app.deps import (
+    PAGE_DEPENDENCIES,
+    Cursor,
+    FormText,
+    ImagesDep,
+    OwnPagePost,
+    PageUser,
+    PostId,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    UserId,
+)
+from app.images import POST_COVER, ProcessedImage
 from app.models import Post, PostCreate
-from app.pages.auth import PAGE_DEPENDENCIES, PageUser
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pagination import Cursor, write_cursor
-from app.params import FormText, PostId, UserId
+from app.pagination import write_cursor
+from app.pictures import prepare_image, replace_image, store_image
 from app.posts import PostPage
-from app.storage import StorageDep
+from app.uploads import UploadRejected
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
@@ -39,10 +49,13 @@ def _post_list(
 
 @router.get("/")
 async def home(
-    request: Request, session: SessionDep, cursor: Cursor, fragment: Fragment = False
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    cursor: Cursor,
+    fragment: Fragment = False,
 ) -> HTMLResponse:
-    per_page = app_settings(request).posts_per_page
-    page = await posts.list_posts(session, limit=per_page, after=cursor)
+    page = await posts.list_posts(session, limit=settings.posts_per_page, after=cursor)
     return _post_list(request, "home.html", page, fragment)
 
 
@@ -51,11 +64,12 @@ async def user_posts(
     request: Request,
     user_id: UserId,
     session: SessionDep,
+    settings: SettingsDep,
     cursor: Cursor,
     fragment: Fragment = False,
 ) -> HTMLResponse:
     author = await users.get_user(session, user_id)
-    per_page = app_settings(request).posts_per_page
+    per_page = settings.posts_per_page
     page = await posts.list_posts(session, limit=per_page, after=cursor, author_id=user_id)
     return _post_list(request, "user_posts.html", page, fragment, author=author)
 
@@ -93,10 +107,9 @@ async def _validate(
     upload = chosen_file(image)
     if upload is None:
         return data, None, {}
-    await release_connection(session)
     try:
-        return data, await images.post_image(upload), {}
-    except (ImageRejected, UploadTooLarge) as exc:
+        return data, await prepare_image(session, images, upload, POST_COVER), {}
+    except UploadRejected as exc:
         return None, None, {"image": exc.detail}
 
 
@@ -115,7 +128,8 @@ async def create_post(
     data, cover, errors = await _validate(session, images, values, image)
     if data is None:
         return _post_form(request, None, values, errors)
-    post = await posts.create_post(session, user, data, storage=storage, cover=cover)
+    stored = None if cover is None else await store_image(session, storage, cover)
+    post = await posts.create_post(session, user, data, image=stored)
     return redirect(request, f"/posts/{post.id}", "Your post is published.")
 
 
@@ -130,20 +144,15 @@ async def show_post(
 
 
 @router.get("/posts/{post_id}/edit")
-async def edit_post_form(
-    request: Request, post_id: PostId, session: SessionDep, user: PageUser
-) -> HTMLResponse:
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, user)
+async def edit_post_form(request: Request, post: OwnPagePost) -> HTMLResponse:
     return _post_form(request, post, {"title": post.title, "content": post.content})
 
 
 @router.post("/posts/{post_id}/edit", response_model=None)
 async def update_post(
     request: Request,
-    post_id: PostId,
+    post: OwnPagePost,
     session: SessionDep,
-    user: PageUser,
     images: ImagesDep,
     storage: StorageDep,
     title: FormText = "",
@@ -151,8 +160,6 @@ async def update_post(
     image: ImageFile = None,
     remove_image: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, user)
     values = {"title": title, "content": content}
     data, cover, errors = await _validate(session, images, values, image)
     if data is None:
@@ -160,19 +167,13 @@ async def update_post(
     # The cover is stored before the first write: on SQLite a write holds the
     # database's one write lock until the commit, and an upload to S3 can take
     # seconds.
-    if cover:
-        await posts.set_image(session, storage, post, cover)
-    elif remove_image:
-        await posts.remove_image(session, post)
+    if cover or remove_image:
+        await replace_image(session, storage, post, cover)
     await posts.update_post(session, post, data)
     return redirect(request, f"/posts/{post.id}", "Your post is updated.")
 
 
 @router.post("/posts/{post_id}/delete")
-async def delete_post(
-    request: Request, post_id: PostId, session: SessionDep, user: PageUser
-) -> RedirectResponse:
-    post = await posts.get_post(session, post_id)
-    posts.ensure_author(post, user)
+async def delete_post(request: Request, post: OwnPagePost, session: SessionDep) -> RedirectResponse:
     await posts.delete_post(session, post)
     return redirect(request, "/", "Your post is deleted.")

@@ -30,13 +30,9 @@ def configure_templates(settings: Settings) -> None:
     templates.env.auto_reload = not settings.is_production
 
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
 def _format_date(value: datetime) -> str:
-    # "21 Nov 2026". Not strftime("%b"): that follows the process locale and
-    # costs more than the rest of a post card.
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+    # "21 Nov 2026"
+    return f"{value.day} {value:%b %Y}"
 
 
 templates.env.filters["date"] = _format_date

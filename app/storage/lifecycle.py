@@ -14,7 +14,12 @@ The rules:
 SQLAlchemy's session events are synchronous, and storage calls are async, so
 the work is split: the events (below) only decide which files are due for
 deletion; `FileSession` awaits the deletions right after `commit()`,
-`rollback()` and `close()`, so nothing is fire-and-forget.
+`rollback()` and `close()`, so nothing is fire-and-forget. The events listen
+on `FileSession`'s own synchronous session class only: any other Session in
+the process is left alone.
+
+The same events note whether the transaction has written anything, which
+`app.db.end_read_only_transaction` checks before it ends a transaction early.
 """
 
 import logging
@@ -23,7 +28,8 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import event, inspect
-from sqlalchemy.orm import Mapper, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import Mapper, ORMExecuteState, SessionTransaction, UOWTransaction
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.storage.base import Data, Storage, StorageError, new_key
@@ -36,6 +42,7 @@ logger = logging.getLogger(__name__)
 UPLOADED = "files_uploaded"  # stored in this transaction: deleted if it rolls back
 UNREFERENCED = "files_unreferenced"  # dropped from rows: deleted if it commits
 DUE = "files_due"  # decided: delete at the next await point
+WROTE = "transaction_wrote"  # True once the transaction flushed or ran a write
 
 
 async def store_file(
@@ -75,8 +82,20 @@ def forget_files(session: AsyncSession, files: Iterable[StoredFile | None]) -> N
     session.info.setdefault(UNREFERENCED, []).extend(file for file in files if file)
 
 
+def has_writes(session: AsyncSession) -> bool:
+    """Whether the session's transaction has written rows or stored files."""
+    return bool(session.info.get(WROTE) or session.info.get(UPLOADED))
+
+
+class FileSyncSession(Session):
+    """The synchronous session inside a FileSession: the one the events below
+    listen on."""
+
+
 class FileSession(AsyncSession):
     """An AsyncSession that carries out the file deletions its transactions decided."""
+
+    sync_session_class = FileSyncSession
 
     async def commit(self) -> None:
         await super().commit()
@@ -93,6 +112,7 @@ class FileSession(AsyncSession):
         leftover = self.info.pop(UPLOADED, [])
         self.info.setdefault(DUE, []).extend(leftover)
         self.info.pop(UNREFERENCED, None)
+        self.info.pop(WROTE, None)
         await delete_due_files(self)
 
 
@@ -117,7 +137,7 @@ def _file_attributes(mapper: Mapper[Any]) -> list[str]:
     ]
 
 
-@event.listens_for(Session, "before_flush")
+@event.listens_for(FileSyncSession, "before_flush")
 def _collect_unreferenced(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     unreferenced = session.info.setdefault(UNREFERENCED, [])
     for instance in session.dirty:
@@ -132,15 +152,32 @@ def _collect_unreferenced(session: Session, _flush: UOWTransaction, _instances: 
                 unreferenced.append(value)
 
 
-@event.listens_for(Session, "after_commit")
+@event.listens_for(FileSyncSession, "after_flush")
+def _note_flush(session: Session, _flush: UOWTransaction) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(FileSyncSession, "do_orm_execute")
+def _note_write(state: ORMExecuteState) -> None:
+    # An UPDATE or DELETE statement (or anything else that is not a SELECT)
+    # writes without a flush.
+    if not state.is_select:
+        state.session.info[WROTE] = True
+
+
+@event.listens_for(FileSyncSession, "after_commit")
 def _commit_files(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released; the outer transaction decides
+    session.info.pop(WROTE, None)
     session.info.pop(UPLOADED, None)
     session.info.setdefault(DUE, []).extend(session.info.pop(UNREFERENCED, []))
 
 
-@event.listens_for(Session, "after_soft_rollback")
+@event.listens_for(FileSyncSession, "after_soft_rollback")
 def _roll_back_files(session: Session, previous: SessionTransaction) -> None:
     if previous.nested:
         return  # a savepoint; the outer transaction decides
+    session.info.pop(WROTE, None)
     session.info.setdefault(DUE, []).extend(session.info.pop(UPLOADED, []))
     session.info.pop(UNREFERENCED, None)

@@ -1,0 +1,180 @@
+"""Every dependency a route can declare, as an `Annotated` alias: one place to
+look up what `SessionDep` or `PageUser` gives and how.
+
+- Request state the app made in its lifespan: `SessionDep`, `SettingsDep`,
+  `StorageDep`, `ImagesDep`.
+- Who is asking: `CurrentUser` (the API's Bearer token), `OptionalPageUser` /
+  `PageUser` (the pages' login cookie).
+- Rows the asker may change, found before their rights are checked, so a
+  missing row is a 404 for everyone and another's a 403: `OwnPost`,
+  `OwnPagePost`, `OwnAccount`.
+- Parameters shared by the API and the pages: `PostId`, `UserId`, `Limit`,
+  `Cursor`, `FormText`, `ImageUpload`.
+
+Settings are loaded once, when the app is made (`create_app`), and read from
+the app: `SettingsDep` in a route, `app_settings(request)` in the helpers
+that get the request (rendering a page, writing a cursor).
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, File, Form, HTTPException, Path, Query, Request, UploadFile, status
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import AfterValidator
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app import posts, users
+from app.config import Settings, app_settings
+from app.db import get_session
+from app.errors import Forbidden
+from app.models import MAX_ID, Post, User, UserPrivate
+from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
+from app.pagination import Position, read_cursor
+from app.security import user_from_token
+from app.storage import Storage
+from app.workers import ImageWorkers
+
+# --- what the lifespan made ----------------------------------------------------
+
+
+# scope="function": the commit runs when the handler returns, before the
+# response is sent, so a client never sees a success for a write that failed.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# `async def` although they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, a trip to another thread for a lookup.
+async def get_app_settings(request: Request) -> Settings:
+    return app_settings(request)
+
+
+async def get_storage(request: Request) -> Storage:
+    storage: Storage = request.app.state.storage
+    return storage
+
+
+async def get_image_workers(request: Request) -> ImageWorkers:
+    workers: ImageWorkers = request.app.state.images
+    return workers
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+ImagesDep = Annotated[ImageWorkers, Depends(get_image_workers)]
+
+
+# --- parameters ------------------------------------------------------------------
+
+PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="The post's id.")]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
+Limit = Annotated[int, Query(ge=1, le=100, description="How many posts per page, 1 to 100.")]
+Cursor = Annotated[Position | None, Depends(read_cursor)]
+
+
+def _encodable(value: str) -> str:
+    # A form that declares another charset than UTF-8 can smuggle in a lone
+    # surrogate, which no page could show back: refused like any bad input.
+    # (A NUL character is refused by the models, with a message by the field.)
+    value.encode()
+    return value
+
+
+FormText = Annotated[str, Form(), AfterValidator(_encodable)]
+# The API's upload parameter (multipart field `file`).
+ImageUpload = Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")]
+
+
+# --- who is asking: the API --------------------------------------------------------
+
+# auto_error=False so that a missing token gets the same clear 401 as a bad one.
+bearer_token = OAuth2PasswordBearer(tokenUrl="/api/users/token", auto_error=False)
+
+
+async def get_current_user(
+    token: Annotated[str | None, Depends(bearer_token)],
+    settings: SettingsDep,
+    session: SessionDep,
+) -> User:
+    user = await user_from_token(token, settings, session)
+    if user is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="Not authenticated: log in and send 'Authorization: Bearer <token>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+# --- who is asking: the pages ----------------------------------------------------
+
+
+async def check_csrf(request: Request) -> None:
+    """Every state-changing page request must carry a valid CSRF token."""
+    if request.method not in SAFE_METHODS:
+        await verify_csrf(request, app_settings(request))
+
+
+async def get_page_user(
+    request: Request, settings: SettingsDep, session: SessionDep
+) -> User | None:
+    """The logged-in user (the login cookie), or None for a visitor."""
+    user = await user_from_token(request.cookies.get(LOGIN_COOKIE), settings, session)
+    # The layout (navigation, error pages) needs who is logged in. It gets a
+    # plain copy, not the row: if the request fails, the rollback expires every
+    # row of the session, and reading an expired row would need SQL.
+    request.state.user = None if user is None else UserPrivate.model_validate(user)
+    return user
+
+
+OptionalPageUser = Annotated[User | None, Depends(get_page_user)]
+
+
+async def require_page_user(request: Request, user: OptionalPageUser) -> User:
+    if user is None:
+        raise LoginRequired(login_path(request))
+    return user
+
+
+PageUser = Annotated[User, Depends(require_page_user)]
+
+# On every page router, so that no page can forget them: the CSRF check on
+# every form, and who is logged in for every page's navigation.
+PAGE_DEPENDENCIES = [Depends(check_csrf), Depends(get_page_user)]
+
+
+# --- rows the asker may change -------------------------------------------------------
+
+
+def _own_post(
+    get_user: Callable[..., Awaitable[User]],
+) -> Callable[..., Awaitable[Post]]:
+    """A dependency giving the post of the path, if `get_user`'s user wrote it."""
+
+    async def own_post(
+        post_id: PostId, session: SessionDep, user: Annotated[User, Depends(get_user)]
+    ) -> Post:
+        post = await posts.get_post(session, post_id)
+        if post.user_id != user.id:
+            raise Forbidden("Only the author can change this post.")
+        return post
+
+    return own_post
+
+
+OwnPost = Annotated[Post, Depends(_own_post(get_current_user))]
+OwnPagePost = Annotated[Post, Depends(_own_post(require_page_user))]
+
+
+async def get_own_account(user_id: UserId, session: SessionDep, current_user: CurrentUser) -> User:
+    """The user of the path, if it is the one asking."""
+    user = await users.get_user(session, user_id)
+    if user.id != current_user.id:
+        raise Forbidden("You can only change your own account.")
+    return user
+
+
+OwnAccount = Annotated[User, Depends(get_own_account)]
