@@ -2,6 +2,7 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -30,7 +31,7 @@ def database_url() -> str:
     )
 
 
-def render_item(kind: str, obj: object, autogen_context: AutogenContext) -> str | bool:
+def render_item(kind: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write migrations with plain SQLAlchemy types where they are equivalent,
     so a migration does not depend on SQLModel's internals."""
     if kind != "type":

@@ -1,29 +1,20 @@
-"""Fixtures: every test gets its own migrated database and a real server on 127.0.0.1."""
+"""Fixtures: every test gets its own migrated database and its own app.
 
-import asyncio
+Helpers that tests import are in tests/helpers.py; nothing is imported from here.
+"""
+
 import os
-import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from html import unescape
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.main import create_app
 from tests.databases import Databases, PostgresDatabases, SqliteDatabases
+from tests.helpers import TEST_SECRET, Account, RunningApp, add_account, running
 from tests.s3server import MotoServer
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +36,7 @@ def database_url(databases: Databases) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     """The test's settings: its own database, and local media or (on the PostgreSQL
     leg) a prefix of its own in the S3 bucket."""
     storage: dict[str, object] = {"media_root": tmp_path / "media"}
@@ -57,42 +48,11 @@ def settings(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) 
             "s3_prefix": f"test-{secrets.token_hex(6)}",
         }
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=database_url,
         secret_key=TEST_SECRET,
         **storage,  # type: ignore[arg-type]
     )
-
-
-@dataclass
-class LiveServer:
-    app: FastAPI
-    url: str
-
-    @property
-    def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app.state.engine
-        return engine
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The app served by uvicorn on a free port, in the test's event loop."""
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    uvicorn_server = uvicorn.Server(config)
-    task = asyncio.create_task(uvicorn_server.serve())
-    while not uvicorn_server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the server stopped during start-up")
-        await asyncio.sleep(0.005)
-    port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
-    finally:
-        uvicorn_server.should_exit = True
-        await task
 
 
 @pytest.fixture
@@ -102,122 +62,33 @@ def app_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def server(app_settings: Settings) -> AsyncIterator[LiveServer]:
-    async with serve(app_settings) as live:
-        yield live
+async def server(app_settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app, in this process (tests/helpers.py: `running`)."""
+    async with running(app_settings) as app:
+        yield app
 
 
 @pytest.fixture
-async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+async def client(server: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
+    async with server.client() as client:
         yield client
 
 
-async def register(
-    client: httpx.AsyncClient, username: str = "alice", email: str | None = None
-) -> dict[str, object]:
-    response = await client.post(
-        "/api/users",
-        json={
-            "username": username,
-            "email": email or f"{username}@example.com",
-            "password": PASSWORD,
-        },
-    )
-    assert response.status_code == 201, response.text
-    user: dict[str, object] = response.json()
-    return user
-
-
-async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    response = await client.post("/api/users/token", data={"username": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-@dataclass
-class Account:
-    id: int
-    username: str
-    email: str
-    headers: dict[str, str]
-
-
-async def sign_up(client: httpx.AsyncClient, username: str = "alice") -> Account:
-    user = await register(client, username)
-    email = str(user["email"])
-    return Account(
-        id=int(str(user["id"])),
-        username=username,
-        email=email,
-        headers=await login(client, email),
-    )
-
-
 @pytest.fixture
-async def alice(client: httpx.AsyncClient) -> Account:
-    return await sign_up(client, "alice")
-
-
-@pytest.fixture
-async def bob(client: httpx.AsyncClient) -> Account:
-    return await sign_up(client, "bob")
-
-
-async def create_post(
-    client: httpx.AsyncClient, account: Account, title: str = "Hello", content: str = "World"
-) -> dict[str, object]:
-    response = await client.post(
-        "/api/posts", json={"title": title, "content": content}, headers=account.headers
-    )
-    assert response.status_code == 201, response.text
-    post: dict[str, object] = response.json()
-    return post
-
-
-# --- pages -------------------------------------------------------------------
-
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-LOAD_MORE = re.compile(r'href="([^"]+)" data-load-more')
-
-
-def load_more_url(html: str) -> str:
-    """Where a list page's "Load more" link leads."""
-    match = LOAD_MORE.search(html)
-    assert match, "the page has no Load more link"
-    return unescape(match.group(1))
-
-
-def csrf_from(html: str) -> str:
-    match = CSRF_FIELD.search(html)
-    assert match, "the page has no form with a CSRF token"
-    return match.group(1)
-
-
-async def submit(
-    client: httpx.AsyncClient, form_page: str, action: str, data: dict[str, str]
-) -> httpx.Response:
-    """Fill in a form the way a browser does: load its page, post with its CSRF token."""
-    page = await client.get(form_page)
-    assert page.status_code == 200, page.text
-    return await client.post(action, data={**data, "csrf_token": csrf_from(page.text)})
-
-
-async def page_login(client: httpx.AsyncClient, email: str, next_path: str = "/") -> httpx.Response:
-    response = await submit(
-        client, "/login", "/login", {"email": email, "password": PASSWORD, "next": next_path}
-    )
-    assert response.status_code == 303, response.text
-    return response
-
-
-@pytest.fixture
-async def browser(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(server: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
     """A second client with its own cookie jar, used like a browser on the pages."""
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+    async with server.client() as client:
         yield client
+
+
+@pytest.fixture
+async def alice(server: RunningApp) -> Account:
+    return await add_account(server, "alice")
+
+
+@pytest.fixture
+async def bob(server: RunningApp) -> Account:
+    return await add_account(server, "bob")
 
 
 # --- storage -----------------------------------------------------------------

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.conftest import Account, create_post
+from tests.helpers import Account, create_post
 
 
 async def _post_count(client: httpx.AsyncClient) -> int:
@@ -95,7 +95,9 @@ async def test_list_is_newest_first_and_paginated(
 @pytest.mark.parametrize(
     "params", [{"limit": 0}, {"limit": 1000}, {"limit": 2**70}, {"limit": "x"}, {"cursor": "x"}]
 )
-async def test_bad_pagination_is_422(client: httpx.AsyncClient, params: dict[str, object]) -> None:
+async def test_bad_pagination_is_422(
+    client: httpx.AsyncClient, params: dict[str, str | int]
+) -> None:
     response = await client.get("/api/posts", params=params)
     assert response.status_code == 422
     assert response.json()["detail"]

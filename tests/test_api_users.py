@@ -6,7 +6,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import PASSWORD, TEST_SECRET, Account, create_post, register, sign_up
+from tests.helpers import PASSWORD, TEST_SECRET, Account, create_post, register, sign_up
 
 
 async def test_register_returns_private_user_with_default_picture(

@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import (
+from tests.helpers import (
     PASSWORD,
     TEST_SECRET,
     Account,
@@ -165,7 +165,7 @@ async def test_a_csrf_token_or_cookie_with_odd_characters_is_refused_not_a_500(
     )
     assert forged.status_code == 403
     # A cookie's bytes reach the app as Latin-1 text: here "Ã©.Ã©".
-    odd_flash = await browser.get("/", headers={"Cookie": b"flash=\xc3\xa9.\xc3\xa9"})
+    odd_flash = await browser.get("/", headers={b"Cookie": b"flash=\xc3\xa9.\xc3\xa9"})
     assert odd_flash.status_code == 200
 
 

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from app.config import Settings
 from tests import pictures
-from tests.conftest import PASSWORD, LiveServer, create_post, sign_up
+from tests.helpers import PASSWORD, RunningApp, create_post, serve, sign_up
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 AVATAR_URL = re.compile(r".*avatars/[A-Za-z0-9_-]+\.webp.*")
@@ -35,6 +35,13 @@ def chromium() -> str:
             pytest.fail("Chromium is not installed; CI must run the browser tests.")
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     return path
+
+
+@pytest.fixture
+async def server(app_settings: Settings) -> AsyncIterator[RunningApp]:
+    """A real uvicorn on 127.0.0.1: the browser connects over the network."""
+    async with serve(app_settings) as live:
+        yield live
 
 
 @pytest.fixture
@@ -99,7 +106,7 @@ async def write_post(page: Page, base: str, cover: Path) -> str:
     return page.url
 
 
-async def more_posts_by_someone_else(server: LiveServer, count: int) -> None:
+async def more_posts_by_someone_else(server: RunningApp, count: int) -> None:
     async with httpx.AsyncClient(base_url=server.url) as client:
         other = await sign_up(client, "erin")
         for number in range(count):
@@ -123,7 +130,7 @@ async def edit_delete_log_out(page: Page, base: str, post_url: str, javascript: 
 
 
 async def test_whole_flow_with_javascript(
-    browser: Browser, server: LiveServer, app_settings: Settings, images: dict[str, Path]
+    browser: Browser, server: RunningApp, app_settings: Settings, images: dict[str, Path]
 ) -> None:
     context = await browser.new_context(viewport={"width": 1100, "height": 900})
     page = await context.new_page()
@@ -164,7 +171,7 @@ async def test_whole_flow_with_javascript(
 
 
 async def test_whole_flow_without_javascript(
-    browser: Browser, server: LiveServer, app_settings: Settings, images: dict[str, Path]
+    browser: Browser, server: RunningApp, app_settings: Settings, images: dict[str, Path]
 ) -> None:
     context = await browser.new_context(java_script_enabled=False)
     page = await context.new_page()

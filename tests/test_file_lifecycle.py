@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import users
@@ -19,7 +19,7 @@ from app.models import User, UserCreate, UserUpdate
 from app.storage import Storage, StoredFile, store_file
 from app.storage.gc import collect_garbage
 from tests import pictures
-from tests.conftest import Account, LiveServer, create_post, serve, sign_up
+from tests.helpers import Account, RunningApp, create_post, running, sign_up
 from tests.s3server import MotoServer
 
 KEY = re.compile(r"(?:avatars|posts)/[A-Za-z0-9_-]+\.webp")
@@ -30,12 +30,12 @@ def app_settings(storage_settings: Settings) -> Settings:
     return storage_settings
 
 
-def storage_of(server: LiveServer) -> Storage:
+def storage_of(server: RunningApp) -> Storage:
     storage: Storage = server.app.state.storage
     return storage
 
 
-async def stored_keys(server: LiveServer) -> set[str]:
+async def stored_keys(server: RunningApp) -> set[str]:
     return {stored.key async for stored in storage_of(server).scan()}
 
 
@@ -45,7 +45,7 @@ def key_in(url: str) -> str:
     return match.group(0)
 
 
-async def store_picture(session: AsyncSession, server: LiveServer) -> StoredFile:
+async def store_picture(session: AsyncSession, server: RunningApp) -> StoredFile:
     return await store_file(
         session,
         storage_of(server),
@@ -82,7 +82,7 @@ async def add_cover(client: httpx.AsyncClient, account: Account, post_id: object
 
 
 async def test_uploaded_picture_is_served_with_long_caching(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     response = await upload_picture(client, alice)
     assert response.status_code == 200
@@ -95,7 +95,7 @@ async def test_uploaded_picture_is_served_with_long_caching(
 
 
 async def test_replacing_picture_deletes_old_file_after_commit(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     first = key_in((await upload_picture(client, alice)).json()["image_url"])
     second = key_in((await upload_picture(client, alice)).json()["image_url"])
@@ -105,7 +105,7 @@ async def test_replacing_picture_deletes_old_file_after_commit(
 
 
 async def test_upload_then_failed_commit_deletes_new_file_and_keeps_row(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account, bob: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, bob: Account
 ) -> None:
     await upload_picture(client, alice)
     old = await picture_key(client, alice)
@@ -124,7 +124,7 @@ async def test_upload_then_failed_commit_deletes_new_file_and_keeps_row(
 
 
 async def test_replace_then_rollback_keeps_old_file_and_deletes_new(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     await upload_picture(client, alice)
     old = await picture_key(client, alice)
@@ -139,7 +139,7 @@ async def test_replace_then_rollback_keeps_old_file_and_deletes_new(
 
 
 async def test_a_transaction_that_wrote_cannot_be_ended_early(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     """Ending a transaction early (to free its connection during slow work)
     refuses once it has written, so the request's rollback still undoes the
@@ -151,7 +151,7 @@ async def test_a_transaction_that_wrote_cannot_be_ended_early(
             await end_read_only_transaction(session)
         await session.rollback()
     async with server.app.state.sessionmaker() as session:
-        await session.exec(update(User).where(User.id == alice.id).values(username="mallory"))
+        await session.exec(update(User).where(col(User.id) == alice.id).values(username="mallory"))
         with pytest.raises(TransactionHasWrites):
             await end_read_only_transaction(session)
         await session.rollback()
@@ -167,7 +167,7 @@ async def test_a_transaction_that_wrote_cannot_be_ended_early(
 
 
 async def test_a_read_only_transaction_ends_early_and_its_rows_stay_usable(
-    server: LiveServer, alice: Account
+    server: RunningApp, alice: Account
 ) -> None:
     async with server.app.state.sessionmaker() as session:
         user = await session.get(User, alice.id)
@@ -181,7 +181,7 @@ async def test_a_read_only_transaction_ends_early_and_its_rows_stay_usable(
 
 
 async def test_a_taken_name_undoes_only_its_own_insert(
-    server: LiveServer, alice: Account, monkeypatch: pytest.MonkeyPatch
+    server: RunningApp, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two sign-ups at once both pass the check for a free name; the database
     refuses the second INSERT inside a SAVEPOINT, which undoes that INSERT
@@ -209,7 +209,7 @@ async def test_a_taken_name_undoes_only_its_own_insert(
 
 
 async def test_racing_uploads_to_one_row_leave_exactly_its_file(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     post = await create_post(client, alice)
     covers = [
@@ -232,14 +232,14 @@ async def test_racing_uploads_to_one_row_leave_exactly_its_file(
     assert await stored_keys(server) == {key_in(cover), await picture_key(client, alice)}
 
 
-async def test_session_closed_without_commit_deletes_its_uploads(server: LiveServer) -> None:
+async def test_session_closed_without_commit_deletes_its_uploads(server: RunningApp) -> None:
     async with server.app.state.sessionmaker() as session:
         await store_picture(session, server)
     assert await stored_keys(server) == set()
 
 
 async def test_deleting_a_user_deletes_every_file_of_theirs(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account, bob: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, bob: Account
 ) -> None:
     await upload_picture(client, alice)
     for number in range(2):
@@ -257,7 +257,7 @@ async def test_deleting_a_user_deletes_every_file_of_theirs(
 
 
 async def test_deleting_a_post_deletes_its_image(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     post = await create_post(client, alice)
     await add_cover(client, alice, post["id"])
@@ -266,7 +266,7 @@ async def test_deleting_a_post_deletes_its_image(
 
 
 async def test_removing_pictures_deletes_files_and_restores_defaults(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     await upload_picture(client, alice)
     post = await create_post(client, alice)
@@ -281,7 +281,7 @@ async def test_removing_pictures_deletes_files_and_restores_defaults(
 
 
 async def test_gc_deletes_exactly_the_old_orphans(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
     await upload_picture(client, alice)
     referenced = await picture_key(client, alice)
@@ -324,7 +324,7 @@ async def test_storage_outage_is_503_and_the_next_request_after_it_succeeds(
         s3 = settings.model_copy(
             update={"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": moto.endpoint}
         )
-        async with serve(s3) as live, httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+        async with running(s3) as live, live.client() as client:
             alice = await sign_up(client, "alice")
             await upload_picture(client, alice)
             before = await picture_key(client, alice)

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.conftest import Account, create_post
+from tests.helpers import Account, create_post
 
 
 async def test_head_on_the_home_page_has_the_headers_of_get_and_no_body(

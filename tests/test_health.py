@@ -7,8 +7,8 @@ from collections.abc import Awaitable
 import httpx
 
 from app.config import Settings
-from tests.conftest import PASSWORD, Account, serve
 from tests.databases import Databases
+from tests.helpers import PASSWORD, Account, running
 
 
 async def test_health_reports_ok_after_a_database_round_trip(client: httpx.AsyncClient) -> None:
@@ -21,7 +21,7 @@ async def test_health_is_503_when_the_database_is_unreachable(
     settings: Settings, databases: Databases
 ) -> None:
     unreachable = settings.model_copy(update={"database_url": databases.unreachable()})
-    async with serve(unreachable) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(unreachable) as live, live.client() as client:
         response = await client.get("/health")
     assert response.status_code == 503
     assert response.json() == {"detail": "The database is unavailable."}

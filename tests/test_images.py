@@ -10,12 +10,12 @@ from PIL import Image
 
 from app.config import Settings
 from tests import pictures
-from tests.conftest import Account, LiveServer, create_post, csrf_from, page_login, serve, sign_up
+from tests.helpers import Account, RunningApp, create_post, csrf_from, page_login, running, sign_up
 
 KEY = re.compile(r"(avatars|posts)/[A-Za-z0-9_-]+\.webp")
 
 
-async def stored_keys(server: LiveServer) -> set[str]:
+async def stored_keys(server: RunningApp) -> set[str]:
     return {stored.key async for stored in server.app.state.storage.scan()}
 
 
@@ -47,6 +47,13 @@ def assert_clean(image: Image.Image) -> None:
     assert getattr(image, "n_frames", 1) == 1
 
 
+def pixel(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    """The channels of one pixel of an RGB or RGBA image."""
+    value = image.getpixel(xy)
+    assert isinstance(value, tuple), value
+    return value
+
+
 def close(pixel: tuple[int, ...], colour: tuple[int, ...], tolerance: int = 40) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=False))
 
@@ -74,17 +81,17 @@ async def test_sideways_phone_photo_is_stored_upright_without_exif_or_gps(
 ) -> None:
     avatar = await set_avatar(client, alice, pictures.jpeg_rotated_with_gps())
     assert avatar.size == (256, 256)
-    assert close(avatar.getpixel((128, 20)), pictures.RED)
-    assert close(avatar.getpixel((128, 236)), pictures.BLUE)
+    assert close(pixel(avatar, (128, 20)), pictures.RED)
+    assert close(pixel(avatar, (128, 236)), pictures.BLUE)
     cover = await set_cover(client, alice, pictures.jpeg_rotated_with_gps())
     assert cover.size == (400, 600)
-    assert close(cover.getpixel((200, 50)), pictures.RED)
+    assert close(pixel(cover, (200, 50)), pictures.RED)
 
 
 async def test_cmyk_jpeg_is_converted_to_rgb(client: httpx.AsyncClient, alice: Account) -> None:
     avatar = await set_avatar(client, alice, pictures.cmyk_jpeg())
     assert avatar.mode == "RGB"
-    red, green, blue = avatar.getpixel((128, 128))[:3]
+    red, green, blue = pixel(avatar, (128, 128))[:3]
     assert red > 150
     assert green < 100
     assert blue < 100
@@ -99,28 +106,28 @@ async def test_png_alpha_is_kept(client: httpx.AsyncClient, alice: Account) -> N
     cover = await set_cover(client, alice, pictures.png_with_alpha())
     assert cover.mode == "RGBA"
     assert cover.size == (40, 40)
-    assert cover.getpixel((20, 5))[3] == 0
-    assert close(cover.getpixel((20, 35)), (*pictures.GREEN, 255))
+    assert pixel(cover, (20, 5))[3] == 0
+    assert close(pixel(cover, (20, 35)), (*pictures.GREEN, 255))
 
 
 async def test_16_bit_png_keeps_its_tones(client: httpx.AsyncClient, alice: Account) -> None:
     cover = await set_cover(client, alice, pictures.png_16_bit())
     assert cover.mode == "RGB"
-    assert close(cover.getpixel((25, 25)), (128, 128, 128), tolerance=10)
+    assert close(pixel(cover, (25, 25)), (128, 128, 128), tolerance=10)
 
 
 async def test_palette_png_transparency_is_kept(client: httpx.AsyncClient, alice: Account) -> None:
     cover = await set_cover(client, alice, pictures.palette_png_with_transparency())
     assert cover.mode == "RGBA"
-    assert cover.getpixel((15, 5))[3] == 0
-    assert close(cover.getpixel((15, 25)), (*pictures.GREEN, 255))
+    assert pixel(cover, (15, 5))[3] == 0
+    assert close(pixel(cover, (15, 25)), (*pictures.GREEN, 255))
 
 
 async def test_animated_gif_keeps_its_first_frame(
     client: httpx.AsyncClient, alice: Account
 ) -> None:
     avatar = await set_avatar(client, alice, pictures.animated_gif())
-    assert close(avatar.getpixel((128, 128)), pictures.RED)
+    assert close(pixel(avatar, (128, 128)), pictures.RED)
 
 
 async def test_webp_is_accepted(client: httpx.AsyncClient, alice: Account) -> None:
@@ -131,7 +138,7 @@ async def test_webp_is_accepted(client: httpx.AsyncClient, alice: Account) -> No
 async def test_one_pixel_image_is_accepted(client: httpx.AsyncClient, alice: Account) -> None:
     avatar = await set_avatar(client, alice, pictures.one_pixel())
     assert avatar.size == (256, 256)
-    assert close(avatar.getpixel((128, 128)), pictures.GREEN)
+    assert close(pixel(avatar, (128, 128)), pictures.GREEN)
     cover = await set_cover(client, alice, pictures.one_pixel())
     assert cover.size == (1, 1)
 
@@ -140,15 +147,15 @@ async def test_large_photo_is_scaled_down(client: httpx.AsyncClient, alice: Acco
     photo = pictures.photo_6000x4000()
     cover = await set_cover(client, alice, photo)
     assert cover.size == (1600, 1067)
-    assert close(cover.getpixel((100, 500)), pictures.RED)
-    assert close(cover.getpixel((1500, 500)), pictures.BLUE)
+    assert close(pixel(cover, (100, 500)), pictures.RED)
+    assert close(pixel(cover, (1500, 500)), pictures.BLUE)
     avatar = await set_avatar(client, alice, photo)
     assert avatar.size == (256, 256)
 
 
 async def test_avatar_size_follows_the_setting(settings: Settings) -> None:
     small = settings.model_copy(update={"avatar_size": 64})
-    async with serve(small) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(small) as live, live.client() as client:
         account = await sign_up(client, "alice")
         avatar = await set_avatar(client, account, pictures.jpeg(300, 200))
     assert avatar.size == (64, 64)
@@ -156,7 +163,7 @@ async def test_avatar_size_follows_the_setting(settings: Settings) -> None:
 
 @pytest.mark.parametrize("filename", ["../../etc/passwd", "ü.jpg", "C:\\photos\\me.jpg"])
 async def test_the_filename_never_reaches_the_key(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account, filename: str
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, filename: str
 ) -> None:
     url = f"/api/users/{alice.id}/picture"
     response = await upload(client, url, alice, pictures.jpeg(), filename=filename)
@@ -192,7 +199,7 @@ REFUSED: list[tuple[str, Callable[[], bytes], int, str]] = [
 )
 @pytest.mark.parametrize("target", ["picture", "cover"])
 async def test_refused_uploads_explain_why_and_leave_nothing(
-    server: LiveServer,
+    server: RunningApp,
     client: httpx.AsyncClient,
     alice: Account,
     target: str,
@@ -217,7 +224,7 @@ async def test_refused_uploads_explain_why_and_leave_nothing(
 
 async def test_upload_over_the_limit_is_413(settings: Settings) -> None:
     limited = settings.model_copy(update={"max_upload_bytes": 300_000})
-    async with serve(limited) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(limited) as live, live.client() as client:
         alice = await sign_up(client, "alice")
         url = f"/api/users/{alice.id}/picture"
         # Just over the limit: read in chunks and refused once past it.
@@ -270,7 +277,7 @@ async def account_form_upload(browser: httpx.AsyncClient, data: bytes) -> httpx.
 
 
 async def test_profile_picture_through_the_account_form(
-    server: LiveServer, browser: httpx.AsyncClient, alice: Account
+    server: RunningApp, browser: httpx.AsyncClient, alice: Account
 ) -> None:
     await page_login(browser, alice.email)
     uploaded = await account_form_upload(browser, pictures.jpeg(400, 300))
@@ -297,7 +304,7 @@ async def test_profile_picture_through_the_account_form(
 
 
 async def test_refused_picture_re_renders_the_account_form(
-    server: LiveServer, browser: httpx.AsyncClient, alice: Account
+    server: RunningApp, browser: httpx.AsyncClient, alice: Account
 ) -> None:
     await page_login(browser, alice.email)
     response = await account_form_upload(browser, pictures.svg())
@@ -307,7 +314,7 @@ async def test_refused_picture_re_renders_the_account_form(
 
 
 async def test_cover_image_through_the_post_forms(
-    server: LiveServer, browser: httpx.AsyncClient, alice: Account
+    server: RunningApp, browser: httpx.AsyncClient, alice: Account
 ) -> None:
     await page_login(browser, alice.email)
     form = await browser.get("/posts/new")
@@ -340,7 +347,7 @@ async def test_cover_image_through_the_post_forms(
 
 
 async def test_new_post_with_a_bad_image_keeps_the_text_and_saves_nothing(
-    server: LiveServer, browser: httpx.AsyncClient, client: httpx.AsyncClient, alice: Account
+    server: RunningApp, browser: httpx.AsyncClient, client: httpx.AsyncClient, alice: Account
 ) -> None:
     await page_login(browser, alice.email)
     form = await browser.get("/posts/new")

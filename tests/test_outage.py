@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from app.config import Settings
-from tests.conftest import PASSWORD, Account, create_post, csrf_from, serve, sign_up
 from tests.databases import Databases
+from tests.helpers import PASSWORD, Account, create_post, csrf_from, running, sign_up
 
 UNAVAILABLE = "The database is unavailable. Please try again in a moment."
 
@@ -137,7 +137,7 @@ async def late_database(database_url: str, tmp_path: Path) -> AsyncIterator[Late
 async def down(settings: Settings, databases: Databases) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose database cannot be reached."""
     unreachable = settings.model_copy(update={"database_url": databases.unreachable()})
-    async with serve(unreachable) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(unreachable) as live, live.client() as client:
         yield client
 
 
@@ -188,7 +188,7 @@ async def test_an_app_started_without_its_database_serves_once_it_is_there(
     settings: Settings, late_database: LateDatabase
 ) -> None:
     late = settings.model_copy(update={"database_url": late_database.database_url})
-    async with serve(late) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(late) as live, live.client() as client:
         assert_unavailable_page(await client.get("/"))
         assert_unavailable_json(await client.get("/api/posts"))
 
@@ -203,7 +203,7 @@ async def test_requests_during_an_outage_get_503_and_the_first_ones_after_it_200
     settings: Settings, proxy: TcpProxy
 ) -> None:
     proxied = settings.model_copy(update={"database_url": proxy.database_url})
-    async with serve(proxied) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(proxied) as live, live.client() as client:
         alice: Account = await sign_up(client)
         post = await create_post(client, alice, title="Still here")
         api_path, page_path = f"/api/posts/{post['id']}", f"/posts/{post['id']}"

@@ -9,19 +9,19 @@ from itsdangerous import URLSafeSerializer
 
 from app.config import Settings
 from app.pages.auth import CSRF_COOKIE
-from tests.conftest import (
+from tests.databases import Databases
+from tests.helpers import (
     PASSWORD,
     TEST_SECRET,
     Account,
-    LiveServer,
+    RunningApp,
     create_post,
     csrf_from,
     load_more_url,
     page_login,
-    serve,
+    running,
     submit,
 )
-from tests.databases import Databases
 
 
 async def test_anonymous_visitor_sees_public_pages(
@@ -406,7 +406,7 @@ async def test_production_cookies_are_secure(settings: Settings) -> None:
     production = settings.model_copy(update={"environment": "production"})
     assert production.secret_key is not None
     assert production.secret_key.get_secret_value() == TEST_SECRET
-    async with serve(production) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(production) as live, live.client() as client:
         response = await client.get("/login")
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("csrf=")
@@ -436,7 +436,7 @@ async def test_server_error_page_shows_no_traceback(
 ) -> None:
     # A database without the tables: every query fails.
     broken = settings.model_copy(update={"database_url": databases.empty()})
-    async with serve(broken) as live, httpx.AsyncClient(base_url=live.url) as client:
+    async with running(broken) as live, live.client() as client:
         page = await client.get("/")
         api = await client.get("/api/posts")
     assert page.status_code == 500
@@ -451,7 +451,7 @@ async def test_server_error_page_shows_no_traceback(
 
 
 async def test_form_posted_after_logout_returns_to_its_page_after_login(
-    browser: httpx.AsyncClient, server: LiveServer
+    browser: httpx.AsyncClient, server: RunningApp
 ) -> None:
     token = csrf_from((await browser.get("/register")).text)
     data = {"csrf_token": token, "title": "t", "content": "c"}

@@ -11,10 +11,10 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from app.models import Post, utcnow
-from tests.conftest import (
+from tests.helpers import (
     TEST_SECRET,
     Account,
-    LiveServer,
+    RunningApp,
     create_post,
     load_more_url,
     page_login,
@@ -30,7 +30,7 @@ async def _api_pages(
     """Every page of an API list, by following next_cursor; `between_pages` is
     awaited after each page, before the next is asked for."""
     pages: list[list[str]] = []
-    params: dict[str, object] = {"limit": limit}
+    params: dict[str, str | int] = {"limit": limit}
     while True:
         response = await client.get(path, params=params)
         assert response.status_code == 200, response.text
@@ -67,7 +67,7 @@ async def test_posts_published_while_paging_neither_repeat_nor_hide_one(
 
 
 async def test_posts_published_at_the_same_instant_are_each_listed_once(
-    server: LiveServer, client: httpx.AsyncClient, alice: Account, bob: Account
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, bob: Account
 ) -> None:
     # Seven posts share one timestamp: the id breaks the tie, so a page that
     # ends among them goes on exactly where it stopped.

@@ -17,7 +17,7 @@ from app import security
 from app.db import create_engine
 from app.models import Post, User, utcnow
 from tests import pictures
-from tests.conftest import Account, LiveServer, create_post, csrf_from, login, page_login
+from tests.helpers import Account, RunningApp, create_post, csrf_from, login, page_login
 
 
 @contextmanager
@@ -34,7 +34,7 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def _add_posts(server: LiveServer, authors: int, posts: int) -> None:
+async def _add_posts(server: RunningApp, authors: int, posts: int) -> None:
     async with server.app.state.sessionmaker() as session, session.begin():
         users = [
             User(username=f"user{n}", email=f"user{n}@example.com", password_hash="x")
@@ -59,7 +59,7 @@ async def _add_posts(server: LiveServer, authors: int, posts: int) -> None:
 
 
 async def test_post_list_statement_count_does_not_grow_with_page_size(
-    server: LiveServer, client: httpx.AsyncClient
+    server: RunningApp, client: httpx.AsyncClient
 ) -> None:
     await _add_posts(server, authors=7, posts=120)
     # Connecting the first time may run the driver's own set-up queries.
@@ -75,7 +75,7 @@ async def test_post_list_statement_count_does_not_grow_with_page_size(
     assert counts[100] <= 3
 
 
-async def test_reading_an_unloaded_author_raises_instead_of_querying(server: LiveServer) -> None:
+async def test_reading_an_unloaded_author_raises_instead_of_querying(server: RunningApp) -> None:
     await _add_posts(server, authors=1, posts=1)
     async with server.app.state.sessionmaker() as session:
         post = (await session.exec(select(Post))).one()
@@ -87,7 +87,7 @@ async def test_reading_an_unloaded_author_raises_instead_of_querying(server: Liv
         assert statements == []
 
 
-async def test_reading_unloaded_posts_of_a_user_raises(server: LiveServer) -> None:
+async def test_reading_unloaded_posts_of_a_user_raises(server: RunningApp) -> None:
     await _add_posts(server, authors=1, posts=1)
     async with server.app.state.sessionmaker() as session:
         user = (await session.exec(select(User))).one()
@@ -96,7 +96,7 @@ async def test_reading_unloaded_posts_of_a_user_raises(server: LiveServer) -> No
 
 
 async def test_one_post_and_its_author_are_read_in_one_statement(
-    server: LiveServer, client: httpx.AsyncClient
+    server: RunningApp, client: httpx.AsyncClient
 ) -> None:
     await _add_posts(server, authors=1, posts=1)
     (post,) = (await client.get("/api/posts")).json()["posts"]
@@ -112,14 +112,14 @@ async def test_one_post_and_its_author_are_read_in_one_statement(
 
 
 @pytest.fixture
-def connections_in_use(server: LiveServer) -> Callable[[], int]:
+def connections_in_use(server: RunningApp) -> Callable[[], int]:
     pool = server.engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
     return pool.checkedout
 
 
 async def test_uploads_hold_no_connection_while_their_image_is_processed(
-    server: LiveServer,
+    server: RunningApp,
     browser: httpx.AsyncClient,
     alice: Account,
     connections_in_use: Callable[[], int],

@@ -17,12 +17,12 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import Post, User, utcnow
-from tests.conftest import LiveServer, load_more_url
+from tests.helpers import RunningApp, load_more_url
 
 POSTS, AUTHORS = 20_000, 20
 
 
-async def _fill(server: LiveServer) -> None:
+async def _fill(server: RunningApp) -> None:
     """AUTHORS users; user 1 has half of the posts, the others share the rest."""
     async with server.engine.begin() as connection:
         await connection.execute(
@@ -108,7 +108,7 @@ def _finds_the_author_in_the_index(plan: str) -> bool:
     ],
 )
 async def test_each_list_page_is_read_off_an_index(
-    server: LiveServer, client: httpx.AsyncClient, path: str, rare_author: bool
+    server: RunningApp, client: httpx.AsyncClient, path: str, rare_author: bool
 ) -> None:
     await _fill(server)
     first = await client.get(path)

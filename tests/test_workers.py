@@ -15,7 +15,7 @@ import pytest
 
 from app.config import Settings
 from tests import pictures
-from tests.conftest import ROOT, TEST_SECRET, sign_up
+from tests.helpers import ROOT, TEST_SECRET, sign_up
 from tests.s3server import free_port
 
 
@@ -76,6 +76,8 @@ def two_workers(settings: Settings) -> Iterator[tuple[str, list[int]]]:
             str(port),
             "--log-level",
             "warning",
+            "--timeout-graceful-shutdown",
+            "2",
         ],
         cwd=ROOT,
         env=environment(settings),
