@@ -9,7 +9,7 @@ look up what `SessionDep` or `PageUser` gives and how.
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
   `OwnPagePost`, `OwnAccount`.
 - Parameters shared by the API and the pages: `PostId`, `UserId`, `Limit`,
-  `Cursor`, `FormText`, `ImageUpload`.
+  `Cursor`, `FormText`, `FormFile`, `Fragment`, `ImageUpload`.
 
 Settings are loaded once, when the app is made (`create_app`), and read from
 the app: `SettingsDep` in a route, `app_settings(request)` in the helpers
@@ -49,7 +49,7 @@ async def get_app_settings(request: Request) -> Settings:
     return app_settings(request)
 
 
-async def get_storage(request: Request) -> Storage:
+async def get_app_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
@@ -60,7 +60,7 @@ async def get_image_workers(request: Request) -> ImageWorkers:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-StorageDep = Annotated[Storage, Depends(get_storage)]
+StorageDep = Annotated[Storage, Depends(get_app_storage)]
 ImagesDep = Annotated[ImageWorkers, Depends(get_image_workers)]
 
 
@@ -81,6 +81,11 @@ def _encodable(value: str) -> str:
 
 
 FormText = Annotated[str, Form(), AfterValidator(_encodable)]
+# A form's file input: None when the form has none (an empty input still sends
+# a part without a filename: see `chosen_file` in app/pages/rendering.py).
+FormFile = Annotated[UploadFile | None, File()]
+# ?fragment=1 asks a list page for just its cards and pager, for "Load more" in place.
+Fragment = Annotated[bool, Query()]
 # The API's upload parameter (multipart field `file`).
 ImageUpload = Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF image.")]
 
@@ -112,10 +117,10 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 # --- who is asking: the pages ----------------------------------------------------
 
 
-async def check_csrf(request: Request) -> None:
+async def check_csrf(request: Request, settings: SettingsDep) -> None:
     """Every state-changing page request must carry a valid CSRF token."""
     if request.method not in SAFE_METHODS:
-        await verify_csrf(request, app_settings(request))
+        await verify_csrf(request, settings)
 
 
 async def get_page_user(

@@ -23,7 +23,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
@@ -76,6 +76,9 @@ CONNECT_ERRORS = (ConnectionError, socket.gaierror, TimeoutError)
 # exceptions (08...), the server shutting down or starting up (57P...), and
 # too many connections (53300).
 UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+# ... and for a write that lost a race: foreign key violation, serialization
+# failure, deadlock.
+RACE_SQLSTATES = ("23503", "40001", "40P01")
 # SQLite's for a file it cannot open, lock, read or write. Its other
 # OperationalErrors (SQLITE_ERROR: no such table, a syntax error) are bugs.
 UNAVAILABLE_SQLITE_ERRORS = (
@@ -128,6 +131,17 @@ def _database_unreachable(exc: DBAPIError) -> bool:
     )
 
 
+def _changed_meanwhile(exc: DBAPIError) -> bool:
+    """Whether the database refused a write because of another request's:
+    a row it refers to was deleted meanwhile (a post for an account deleted a
+    moment before), or PostgreSQL picked it to end a deadlock. The rules
+    checked before writing make any other constraint failure a bug."""
+    sqlstate: str = getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate in RACE_SQLSTATES:
+        return True
+    return isinstance(exc, IntegrityError) and "FOREIGN KEY" in str(exc.orig).upper()
+
+
 def _encodable(value: Any) -> Any:
     """`value` as JSON can carry it: characters that UTF-8 cannot encode become
     "?", and numbers JSON has no words for (NaN, Infinity) become strings."""
@@ -164,6 +178,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error_page(request, 503, message)
 
     async def database_unavailable(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, DBAPIError) and _changed_meanwhile(exc):
+            logger.warning("A request lost a race: %s", exc.orig)
+            return changed_meanwhile_response(request)
         if isinstance(exc, DBAPIError) and not _database_unreachable(exc):
             # Any other database error is a bug: the 500 handler answers, and
             # Starlette logs the traceback.
@@ -183,14 +200,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     for error in (DBAPIError, PoolTimeoutError, *CONNECT_ERRORS):
         app.add_exception_handler(error, database_unavailable)
 
+    def changed_meanwhile_response(request: Request) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": CHANGED_MEANWHILE}, status_code=409)
+        return _error_page(request, 409, CHANGED_MEANWHILE)
+
     @app.exception_handler(StaleDataError)
     async def changed_meanwhile(request: Request, _exc: StaleDataError) -> Response:
         # Another request updated or deleted the row after this one loaded it
         # (see `updated_at_column` in models.py). The transaction is rolled
         # back, so whatever this request stored is deleted again.
-        if _is_api(request):
-            return JSONResponse({"detail": CHANGED_MEANWHILE}, status_code=409)
-        return _error_page(request, 409, CHANGED_MEANWHILE)
+        return changed_meanwhile_response(request)
 
     @app.exception_handler(LoginRequired)
     async def login_required(_request: Request, exc: LoginRequired) -> Response:

@@ -4,8 +4,13 @@
    holding no database connection meanwhile.
 2. `store_image`: upload the result under a new key, before the commit; the
    session deletes it again if the transaction rolls back.
-3. `replace_image`: point the row at it (or at nothing). The file it pointed
-   at before is deleted once the transaction commits.
+3. `set_image`: point the row at it (or at nothing). The file it pointed
+   at before is deleted once the transaction commits. `replace_image` does
+   2 and 3.
+
+Storing comes before the request's first write where it can: on SQLite a
+write holds the database's one write lock until the commit, and an upload to
+S3 can take seconds.
 
 Routes load the row and check who may change it first (`OwnPost`,
 `OwnAccount`), so the work here is only ever done for its owner.
@@ -59,13 +64,20 @@ async def store_image(session: AsyncSession, storage: Storage, image: ProcessedI
     )
 
 
-async def replace_image(
-    session: AsyncSession, storage: Storage, row: HasImage, image: ProcessedImage | None
-) -> None:
-    """Give the row this picture, or none; the one it had is deleted after the commit."""
-    if image is None and row.image is None:
+async def set_image(session: AsyncSession, row: HasImage, file: StoredFile | None) -> None:
+    """Give the row this stored picture, or none; the one it had is deleted
+    after the commit."""
+    if file is None and row.image is None:
         return
-    row.image = None if image is None else await store_image(session, storage, image)
+    row.image = file
     row.updated_at = utcnow()
     session.add(row)
     await session.flush()
+
+
+async def replace_image(
+    session: AsyncSession, storage: Storage, row: HasImage, image: ProcessedImage | None
+) -> None:
+    """Store the image and give it to the row (None: take the row's away)."""
+    file = None if image is None else await store_image(session, storage, image)
+    await set_image(session, row, file)

@@ -16,7 +16,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import URLSafeSerializer
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.concurrency import run_in_threadpool
 
@@ -79,8 +80,15 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     if not await verify_password(user.password_hash, password):
         return None
     if needs_rehash(user.password_hash):
-        user.password_hash = await hash_password(password)
-        session.add(user)
+        # Only if the hash is still the one checked: a password changed
+        # meanwhile stays changed. A statement rather than the ORM, so the
+        # row's version (updated_at) does not make a correct login fail when
+        # the profile changed meanwhile.
+        await session.exec(
+            update(User)
+            .where(col(User.id) == user.id, col(User.password_hash) == user.password_hash)
+            .values(password_hash=await hash_password(password))
+        )
     return user
 
 

@@ -1,5 +1,6 @@
 """Queries and rules for users, shared by the JSON API and the pages."""
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,7 +54,8 @@ async def _conflict(
 
 
 async def create_user(session: AsyncSession, data: UserCreate) -> User:
-    # Hashed before the first statement, so no connection waits on Argon2.
+    # Hashed before this function's first statement, so that no connection
+    # it uses waits on Argon2.
     password_hash = await security.hash_password(data.password)
     await _ensure_unique(session, username=data.username, email=data.email, exclude_id=None)
     user = User(username=data.username, email=data.email, password_hash=password_hash)
@@ -90,12 +92,17 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
 
 
 async def delete_user(session: AsyncSession, user: User) -> None:
-    # The database's ON DELETE CASCADE removes the user's posts without the
-    # session seeing them, so their images are looked up here and deleted
-    # with the user's own picture once the transaction commits.
-    post_images = await session.exec(
-        select(col(Post.image)).where(Post.user_id == user.id, col(Post.image).is_not(None))
+    """Delete the user, their posts, and every file of theirs after the commit.
+
+    The posts go first, in one statement that returns the covers they had at
+    that moment (a cover replaced meanwhile is the one deleted), and in the
+    order `posts.delete_post` locks rows (post, then user), so the two never
+    wait for each other. The database's ON DELETE CASCADE would remove the
+    posts too, but without saying which files they had.
+    """
+    deleted = await session.exec(
+        delete(Post).where(col(Post.user_id) == user.id).returning(col(Post.image))
     )
-    forget_files(session, post_images)
+    forget_files(session, deleted.scalars())
     await session.delete(user)
     await session.flush()

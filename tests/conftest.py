@@ -56,15 +56,15 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app_settings(settings: Settings) -> Settings:
+def server_settings(settings: Settings) -> Settings:
     """The settings `server` runs with; test modules override this fixture to change them."""
     return settings
 
 
 @pytest.fixture
-async def server(app_settings: Settings) -> AsyncIterator[RunningApp]:
+async def server(server_settings: Settings) -> AsyncIterator[RunningApp]:
     """The app, in this process (tests/helpers.py: `running`)."""
-    async with running(app_settings) as app:
+    async with running(server_settings) as app:
         yield app
 
 

@@ -12,13 +12,11 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import cache
 from html import unescape
 from pathlib import Path
 
 import httpx
 import uvicorn
-from argon2 import PasswordHasher
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -27,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.config import Settings
 from app.main import create_app
 from app.models import User
-from app.security import create_access_token
+from app.security import create_access_token, hash_password
 from app.storage import Storage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,10 +121,14 @@ class Account:
     headers: dict[str, str]
 
 
-@cache
-def password_hash() -> str:
-    """PASSWORD hashed once per test run, with the app's Argon2 parameters."""
-    return PasswordHasher().hash(PASSWORD)
+_hashed: dict[str, str] = {}
+
+
+async def password_hash() -> str:
+    """PASSWORD hashed once per test run, by the app's own hasher."""
+    if PASSWORD not in _hashed:
+        _hashed[PASSWORD] = await hash_password(PASSWORD)
+    return _hashed[PASSWORD]
 
 
 async def add_account(running_app: RunningApp, username: str) -> Account:
@@ -138,7 +140,7 @@ async def add_account(running_app: RunningApp, username: str) -> Account:
     """
     email = f"{username}@example.com"
     async with running_app.sessionmaker() as session:
-        user = User(username=username, email=email, password_hash=password_hash())
+        user = User(username=username, email=email, password_hash=await password_hash())
         session.add(user)
         await session.commit()
     assert user.id is not None

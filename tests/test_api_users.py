@@ -1,12 +1,26 @@
 """The account routes of the JSON API, as a client sees them."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import update
+from sqlmodel import col
 
-from tests.helpers import PASSWORD, TEST_SECRET, Account, create_post, register, sign_up
+from app import posts, security, users
+from app.models import User, UserUpdate
+from tests.helpers import (
+    PASSWORD,
+    TEST_SECRET,
+    Account,
+    RunningApp,
+    create_post,
+    register,
+    sign_up,
+)
 
 
 async def test_register_returns_private_user_with_default_picture(
@@ -273,3 +287,83 @@ async def test_default_picture_url_serves_an_image(
     response = await client.get(url)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("image/")
+
+
+# --- stronger hashes at login ---------------------------------------------------------
+
+
+async def stored_hash(server: RunningApp, user_id: int) -> str:
+    async with server.sessionmaker() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        return user.password_hash
+
+
+async def weakly_hashed(server: RunningApp, account: Account) -> None:
+    """Give the account a hash made with weaker parameters than today's."""
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024).hash(PASSWORD)
+    async with server.sessionmaker() as session:
+        await session.exec(
+            update(User).where(col(User.id) == account.id).values(password_hash=weak)
+        )
+        await session.commit()
+
+
+async def test_a_login_upgrades_an_old_hash(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await weakly_hashed(server, alice)
+    response = await client.post(
+        "/api/users/token", data={"username": alice.email, "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    assert "m=65536" in await stored_hash(server, alice.id)
+
+
+async def test_a_login_succeeds_when_the_profile_changes_meanwhile(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upgrade of an old hash must not turn a right password into an error
+    because the account changed while the password was checked."""
+    await weakly_hashed(server, alice)
+    checking = security.verify_password
+
+    async def meanwhile_renamed(password_hash: str, password: str) -> bool:
+        async with server.sessionmaker() as session:
+            user = await session.get(User, alice.id)
+            assert user is not None
+            await users.update_user(session, user, UserUpdate(username="alicia"))
+            await session.commit()
+        return await checking(password_hash, password)
+
+    monkeypatch.setattr(security, "verify_password", meanwhile_renamed)
+    response = await client.post(
+        "/api/users/token", data={"username": alice.email, "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    me = await client.get(
+        "/api/users/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+    )
+    assert me.json()["username"] == "alicia"
+    assert "m=65536" in await stored_hash(server, alice.id)
+
+
+async def test_a_post_for_an_account_deleted_meanwhile_is_a_409_not_a_500(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    creating = posts.create_post
+
+    async def after_the_account_went(*args: Any, **kwargs: Any) -> Any:
+        async with server.sessionmaker() as session:
+            user = await session.get(User, alice.id)
+            assert user is not None
+            await users.delete_user(session, user)
+            await session.commit()
+        return await creating(*args, **kwargs)
+
+    monkeypatch.setattr(posts, "create_post", after_the_account_went)
+    response = await client.post(
+        "/api/posts", json={"title": "Late", "content": "Too late"}, headers=alice.headers
+    )
+    assert response.status_code == 409
+    assert "Reload and try again" in response.json()["detail"]

@@ -38,9 +38,9 @@ def chromium() -> str:
 
 
 @pytest.fixture
-async def server(app_settings: Settings) -> AsyncIterator[RunningApp]:
+async def server(server_settings: Settings) -> AsyncIterator[RunningApp]:
     """A real uvicorn on 127.0.0.1: the browser connects over the network."""
-    async with serve(app_settings) as live:
+    async with serve(server_settings) as live:
         yield live
 
 
@@ -130,7 +130,7 @@ async def edit_delete_log_out(page: Page, base: str, post_url: str, javascript: 
 
 
 async def test_whole_flow_with_javascript(
-    browser: Browser, server: RunningApp, app_settings: Settings, images: dict[str, Path]
+    browser: Browser, server: RunningApp, server_settings: Settings, images: dict[str, Path]
 ) -> None:
     context = await browser.new_context(viewport={"width": 1100, "height": 900})
     page = await context.new_page()
@@ -144,21 +144,23 @@ async def test_whole_flow_with_javascript(
     await page.click("form.form button[type=submit]")
     await expect(page.locator(".flash")).to_contain_text("Your account is updated.")
     avatar = page.locator(".profile-header img.avatar")
-    await expect(avatar).to_have_js_property("naturalWidth", app_settings.avatar_size)
-    await expect(avatar).to_have_js_property("naturalHeight", app_settings.avatar_size)
+    await expect(avatar).to_have_js_property("naturalWidth", server_settings.avatar_size)
+    await expect(avatar).to_have_js_property("naturalHeight", server_settings.avatar_size)
     await screenshot(page, "account")
 
     post_url = await write_post(page, base, images["cover"])
     await screenshot(page, "post")
-    await more_posts_by_someone_else(server, app_settings.posts_per_page)
+    await more_posts_by_someone_else(server, server_settings.posts_per_page)
 
     await page.goto(f"{base}/")
-    await expect(page.locator("article.post-card")).to_have_count(app_settings.posts_per_page)
+    await expect(page.locator("article.post-card")).to_have_count(server_settings.posts_per_page)
     await expect(page.locator("text=Seen in a browser")).to_have_count(0)
     await page.click("a:has-text('Load more')")
     # Loaded in place: same page, one more card, and no more "Load more".
     await expect(page.locator("text=Seen in a browser")).to_be_visible()
-    await expect(page.locator("article.post-card")).to_have_count(app_settings.posts_per_page + 1)
+    await expect(page.locator("article.post-card")).to_have_count(
+        server_settings.posts_per_page + 1
+    )
     await expect(page.locator("a:has-text('Load more')")).to_have_count(0)
     assert page.url == f"{base}/"
     await screenshot(page, "home")
@@ -171,15 +173,15 @@ async def test_whole_flow_with_javascript(
 
 
 async def test_whole_flow_without_javascript(
-    browser: Browser, server: RunningApp, app_settings: Settings, images: dict[str, Path]
+    browser: Browser, server: RunningApp, server_settings: Settings, images: dict[str, Path]
 ) -> None:
     context = await browser.new_context(java_script_enabled=False)
     page = await context.new_page()
     base = server.url
     await register_and_log_in(page, base)
-    await upload_avatar(page, base, images["avatar"], app_settings)
+    await upload_avatar(page, base, images["avatar"], server_settings)
     post_url = await write_post(page, base, images["cover"])
-    await more_posts_by_someone_else(server, app_settings.posts_per_page)
+    await more_posts_by_someone_else(server, server_settings.posts_per_page)
 
     await page.goto(f"{base}/")
     await expect(page.locator("text=Seen in a browser")).to_have_count(0)

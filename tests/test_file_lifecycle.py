@@ -26,7 +26,7 @@ KEY = re.compile(r"(?:avatars|posts)/[A-Za-z0-9_-]+\.webp")
 
 
 @pytest.fixture
-def app_settings(storage_settings: Settings) -> Settings:
+def server_settings(storage_settings: Settings) -> Settings:
     return storage_settings
 
 
@@ -206,6 +206,44 @@ async def test_a_taken_name_undoes_only_its_own_insert(
     async with server.app.state.sessionmaker() as session:
         emails = set((await session.exec(select(User.email))).all())
     assert emails == {"alicia@example.com"}
+
+
+async def test_a_savepoint_rolled_back_keeps_the_file_its_row_points_at_again(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await upload_picture(client, alice)
+    old = await picture_key(client, alice)
+    async with server.sessionmaker() as session:
+        user = await session.get(User, alice.id)
+        assert user is not None
+        savepoint = await session.begin_nested()
+        user.image = await store_picture(session, server)
+        session.add(user)
+        await session.flush()
+        await savepoint.rollback()
+        await session.commit()
+    assert await picture_key(client, alice) == old
+    assert await stored_keys(server) == {old}
+
+
+async def test_a_refused_insert_in_a_savepoint_keeps_what_came_before_it(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    await upload_picture(client, alice)
+    async with server.sessionmaker() as session:
+        user = await session.get(User, alice.id)
+        assert user is not None
+        user.image = new = await store_picture(session, server)
+        session.add(user)
+        await session.flush()
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                session.add(User(username="bob", email="other@example.com", password_hash="x"))
+        with pytest.raises(TransactionHasWrites):
+            await end_read_only_transaction(session)
+        await session.commit()
+    assert await picture_key(client, alice) == new.key
+    assert await stored_keys(server) == {new.key}
 
 
 async def test_racing_uploads_to_one_row_leave_exactly_its_file(

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request, status
 
-from app import posts
+from app import pictures, posts
 from app.deps import (
     CurrentUser,
     Cursor,
@@ -17,7 +17,6 @@ from app.deps import (
 from app.images import POST_COVER
 from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
 from app.pagination import write_cursor
-from app.pictures import prepare_image, replace_image
 from app.posts import PostPage
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
@@ -79,13 +78,13 @@ async def set_image(
 ) -> Post:
     """Upload a cover image for your post (at most 1600 pixels on its longer side
     once stored); the previous one is deleted."""
-    image = await prepare_image(session, images, file, POST_COVER)
-    await replace_image(session, storage, post, image)
+    image = await pictures.prepare_image(session, images, file, POST_COVER)
+    await pictures.replace_image(session, storage, post, image)
     return post
 
 
 @router.delete("/{post_id}/image", response_model=PostPublic)
-async def remove_image(post: OwnPost, session: SessionDep, storage: StorageDep) -> Post:
+async def remove_image(post: OwnPost, session: SessionDep) -> Post:
     """Remove your post's cover image."""
-    await replace_image(session, storage, post, None)
+    await pictures.set_image(session, post, None)
     return post

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from app import posts, users
+from app import pictures, posts, users
 from app.api.posts import page_of_posts
 from app.deps import (
     CurrentUser,
@@ -22,7 +22,6 @@ from app.deps import (
 )
 from app.images import avatar_preset
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
-from app.pictures import prepare_image, replace_image
 from app.security import authenticate, create_access_token
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -91,15 +90,17 @@ async def set_picture(
 ) -> User:
     """Upload your profile picture. It is centre-cropped to a square and stored
     without its metadata; the previous picture is deleted."""
-    picture = await prepare_image(session, images, file, avatar_preset(settings.avatar_size))
-    await replace_image(session, storage, user, picture)
+    picture = await pictures.prepare_image(
+        session, images, file, avatar_preset(settings.avatar_size)
+    )
+    await pictures.replace_image(session, storage, user, picture)
     return user
 
 
 @router.delete("/{user_id}/picture", response_model=UserPrivate)
-async def remove_picture(user: OwnAccount, session: SessionDep, storage: StorageDep) -> User:
+async def remove_picture(user: OwnAccount, session: SessionDep) -> User:
     """Go back to the default picture."""
-    await replace_image(session, storage, user, None)
+    await pictures.set_image(session, user, None)
     return user
 
 

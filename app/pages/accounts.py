@@ -2,13 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
 from app import users
 from app.deps import (
     PAGE_DEPENDENCIES,
+    FormFile,
     FormText,
     ImagesDep,
     OptionalPageUser,
@@ -22,8 +23,9 @@ from app.images import avatar_preset
 from app.models import User, UserCreate, UserUpdate
 from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pictures import prepare_image, replace_image
+from app.pictures import prepare_image, set_image, store_image
 from app.security import authenticate
+from app.storage import forget_files
 from app.uploads import UploadRejected
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
@@ -141,7 +143,7 @@ async def update_account(
     storage: StorageDep,
     username: FormText = "",
     email: FormText = "",
-    picture: Annotated[UploadFile | None, File()] = None,
+    picture: FormFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"username": username, "email": email}
     try:
@@ -149,26 +151,30 @@ async def update_account(
     except ValidationError as exc:
         return _account_form(request, user, values, field_errors(exc))
     upload = chosen_file(picture)
-    try:
+    new_picture = None
+    if upload:
         # Checked and resized before anything is written, so a bad picture
-        # leaves the account as it was.
-        new_picture = None
-        if upload:
-            preset = avatar_preset(settings.avatar_size)
-            new_picture = await prepare_image(session, images, upload, preset)
+        # leaves the account as it was; stored before the first write too
+        # (app/pictures.py says why).
+        try:
+            image = await prepare_image(
+                session, images, upload, avatar_preset(settings.avatar_size)
+            )
+        except UploadRejected as exc:
+            return _account_form(request, user, values, {"picture": exc.detail})
+        new_picture = await store_image(session, storage, image)
+    try:
         await users.update_user(session, user, data)
-    except UploadRejected as exc:
-        return _account_form(request, user, values, {"picture": exc.detail})
     except Conflict as exc:
+        # The form comes back; the picture stored for it goes after the commit.
+        forget_files(session, [new_picture])
         return _account_form(request, user, values, {exc.field: exc.detail})
     if new_picture:
-        await replace_image(session, storage, user, new_picture)
+        await set_image(session, user, new_picture)
     return redirect(request, "/account", "Your account is updated.")
 
 
 @router.post("/account/picture/delete")
-async def remove_picture(
-    request: Request, session: SessionDep, user: PageUser, storage: StorageDep
-) -> RedirectResponse:
-    await replace_image(session, storage, user, None)
+async def remove_picture(request: Request, session: SessionDep, user: PageUser) -> RedirectResponse:
+    await set_image(session, user, None)
     return redirect(request, "/account", "Your profile picture is removed.")

@@ -3,7 +3,7 @@
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -12,7 +12,9 @@ from app import posts, users
 from app.deps import (
     PAGE_DEPENDENCIES,
     Cursor,
+    FormFile,
     FormText,
+    Fragment,
     ImagesDep,
     OwnPagePost,
     PageUser,
@@ -31,10 +33,6 @@ from app.posts import PostPage
 from app.uploads import UploadRejected
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
-
-# ?fragment=1 asks for just the cards and the pager, for "Load more" in place.
-Fragment = Annotated[bool, Query()]
-ImageFile = Annotated[UploadFile | None, File()]
 
 
 def _post_list(
@@ -122,7 +120,7 @@ async def create_post(
     storage: StorageDep,
     title: FormText = "",
     content: FormText = "",
-    image: ImageFile = None,
+    image: FormFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
     data, cover, errors = await _validate(session, images, values, image)
@@ -157,7 +155,7 @@ async def update_post(
     storage: StorageDep,
     title: FormText = "",
     content: FormText = "",
-    image: ImageFile = None,
+    image: FormFile = None,
     remove_image: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}

@@ -1,9 +1,5 @@
 """File storage: backends (local disk, S3), the file field, and its transactional lifecycle."""
 
-from typing import Annotated
-
-from fastapi import Depends, Request
-
 from app.config import Settings
 from app.storage.base import Storage, StorageError, StoredObject
 from app.storage.fields import FileType, StoredFile
@@ -18,7 +14,6 @@ __all__ = [
     "MediaFiles",
     "S3Storage",
     "Storage",
-    "StorageDep",
     "StorageError",
     "StoredFile",
     "StoredObject",
@@ -41,11 +36,3 @@ def create_storage(settings: Settings) -> Storage:
             public_url=settings.s3_public_url,
         )
     return LocalStorage(settings.media_root)
-
-
-async def _app_storage(request: Request) -> Storage:
-    storage: Storage = request.app.state.storage
-    return storage
-
-
-StorageDep = Annotated[Storage, Depends(_app_storage)]

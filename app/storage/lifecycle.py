@@ -8,7 +8,9 @@ The rules:
 3. A file that a row stops referencing (replaced, set to None, or the row
    deleted) is deleted only *after* the commit succeeds; until then, a
    rollback would bring the reference back.
-4. A delete that fails after the commit is logged and left for
+4. A savepoint (`session.begin_nested()`) that rolls back deletes the files
+   uploaded within it and keeps the ones its rows point at again.
+5. A delete that fails after the commit is logged and left for
    `python -m app storage gc`; the user's request has already succeeded.
 
 SQLAlchemy's session events are synchronous, and storage calls are async, so
@@ -41,8 +43,10 @@ logger = logging.getLogger(__name__)
 # Lists of StoredFile kept in session.info.
 UPLOADED = "files_uploaded"  # stored in this transaction: deleted if it rolls back
 UNREFERENCED = "files_unreferenced"  # dropped from rows: deleted if it commits
-DUE = "files_due"  # decided: delete at the next await point
+DUE = "files_due"  # decided: deleted right after the commit, rollback or close
 WROTE = "transaction_wrote"  # True once the transaction flushed or ran a write
+# {savepoint: (len(UNREFERENCED), len(UPLOADED)) when it began}
+SAVEPOINT_MARKS = "files_savepoint_marks"
 
 
 async def store_file(
@@ -113,6 +117,7 @@ class FileSession(AsyncSession):
         self.info.setdefault(DUE, []).extend(leftover)
         self.info.pop(UNREFERENCED, None)
         self.info.pop(WROTE, None)
+        self.info.pop(SAVEPOINT_MARKS, None)
         await delete_due_files(self)
 
 
@@ -168,16 +173,44 @@ def _note_write(state: ORMExecuteState) -> None:
 @event.listens_for(FileSyncSession, "after_commit")
 def _commit_files(session: Session) -> None:
     if session.in_nested_transaction():
-        return  # a savepoint released; the outer transaction decides
+        # A savepoint released: its changes join the outer transaction, which decides.
+        session.info.get(SAVEPOINT_MARKS, {}).pop(session.get_nested_transaction(), None)
+        return
+    session.info.pop(SAVEPOINT_MARKS, None)
     session.info.pop(WROTE, None)
     session.info.pop(UPLOADED, None)
     session.info.setdefault(DUE, []).extend(session.info.pop(UNREFERENCED, []))
 
 
+@event.listens_for(FileSyncSession, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault(SAVEPOINT_MARKS, {})
+        marks[transaction] = (
+            len(session.info.get(UNREFERENCED, [])),
+            len(session.info.get(UPLOADED, [])),
+        )
+
+
 @event.listens_for(FileSyncSession, "after_soft_rollback")
 def _roll_back_files(session: Session, previous: SessionTransaction) -> None:
+    if not previous.nested and previous.parent is not None:
+        # A failed flush's own subtransaction: the savepoint or transaction
+        # around it rolls back next, and decides.
+        return
     if previous.nested:
-        return  # a savepoint; the outer transaction decides
+        # A savepoint rolled back: its rows point at their old files again,
+        # so the files it stopped referencing stay, and the files uploaded
+        # within it are referenced by nothing.
+        mark = session.info.get(SAVEPOINT_MARKS, {}).pop(previous, None)
+        if mark is not None:
+            unreferenced_before, uploaded_before = mark
+            del session.info.get(UNREFERENCED, [])[unreferenced_before:]
+            uploaded = session.info.get(UPLOADED, [])
+            session.info.setdefault(DUE, []).extend(uploaded[uploaded_before:])
+            del uploaded[uploaded_before:]
+        return
+    session.info.pop(SAVEPOINT_MARKS, None)
     session.info.pop(WROTE, None)
     session.info.setdefault(DUE, []).extend(session.info.pop(UPLOADED, []))
     session.info.pop(UNREFERENCED, None)
