@@ -92,7 +92,9 @@ def running_server() -> Iterator[tuple[str, int]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def sign_up(client: httpx.AsyncClient) -> tuple[dict[str, str], int]:
+async def sign_up(client: httpx.AsyncClient) -> tuple[dict[str, str], list[int]]:
+    """A user with four posts: one for each concurrent uploader (uploads to one
+    post at the same moment would be refused as conflicting, 409)."""
     await client.post(
         "/api/users",
         json={"username": "bench", "email": "bench@example.com", "password": PASSWORD},
@@ -101,8 +103,11 @@ async def sign_up(client: httpx.AsyncClient) -> tuple[dict[str, str], int]:
         "/api/users/token", data={"username": "bench@example.com", "password": PASSWORD}
     )
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    post = await client.post("/api/posts", json={"title": "t", "content": "c"}, headers=headers)
-    return headers, int(post.json()["id"])
+    post_ids = []
+    for _ in range(4):
+        post = await client.post("/api/posts", json={"title": "t", "content": "c"}, headers=headers)
+        post_ids.append(int(post.json()["id"]))
+    return headers, post_ids
 
 
 def p99(samples: list[float]) -> float:
@@ -121,10 +126,12 @@ async def health_latencies(
     return latencies
 
 
-def upload_four_at_once(url: str, headers: dict[str, str], post_id: int, data: bytes) -> None:
+def upload_four_at_once(
+    url: str, headers: dict[str, str], post_ids: list[int], data: bytes
+) -> None:
     """Runs in its own process, so that the sampler's timings are not the uploader's."""
 
-    async def uploads(client: httpx.AsyncClient) -> None:
+    async def uploads(client: httpx.AsyncClient, post_id: int) -> None:
         files = {"file": ("photo.jpg", data, "image/jpeg")}
         for _ in range(2):
             response = await client.patch(
@@ -134,16 +141,16 @@ def upload_four_at_once(url: str, headers: dict[str, str], post_id: int, data: b
 
     async def run() -> None:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-            await asyncio.gather(*(uploads(client) for _ in range(4)))
+            await asyncio.gather(*(uploads(client, post_id) for post_id in post_ids))
 
     asyncio.run(run())
 
 
 async def bench_stall(url: str, data: bytes) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-        headers, post_id = await sign_up(client)
+        headers, post_ids = await sign_up(client)
         files = {"file": ("photo.jpg", data, "image/jpeg")}
-        await client.patch(f"/api/posts/{post_id}/image", files=files, headers=headers)
+        await client.patch(f"/api/posts/{post_ids[0]}/image", files=files, headers=headers)
 
         done = asyncio.Event()
         done.set()
@@ -151,7 +158,7 @@ async def bench_stall(url: str, data: bytes) -> dict[str, float]:
 
         busy = asyncio.Event()
         uploader = multiprocessing.get_context("spawn").Process(
-            target=upload_four_at_once, args=(url, headers, post_id, data)
+            target=upload_four_at_once, args=(url, headers, post_ids, data)
         )
         sampler = asyncio.create_task(health_latencies(client, busy, minimum=100))
         uploader.start()
@@ -176,7 +183,7 @@ def reset_peak_rss(pid: int) -> None:
 
 async def bench_memory(url: str, pid: int, data: bytes) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
-        headers, post_id = await sign_up(client)
+        headers, (post_id, *_others) = await sign_up(client)
         small = {"file": ("warm.jpg", photo(800, 600, 90), "image/jpeg")}
         await client.patch(f"/api/posts/{post_id}/image", files=small, headers=headers)
         await asyncio.sleep(0.5)
