@@ -155,6 +155,8 @@ async def _storage_gc(settings: Settings, session: AsyncSession, args: argparse.
         f"{verb} {len(report.deleted)} unreferenced objects; kept {report.kept_referenced} "
         f"referenced and {report.kept_recent} newer than {args.older_than}."
     )
+    if report.incomplete:
+        print(f"Deleted {report.incomplete} temporary files of interrupted writes.")
 
 
 async def _run(command: str, args: argparse.Namespace) -> int:

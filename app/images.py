@@ -18,6 +18,10 @@ from PIL import Image, ImageCms, ImageOps
 from app.uploads import UploadRejected
 
 MAX_PIXELS = 40_000_000
+# Memory that decoding one image may take at its peak (see _decode_bytes). A
+# 40-megapixel photo fits; the worker threads process one image each, so the
+# pool's size bounds what images take in all.
+MAX_DECODE_BYTES = 192 * 1024 * 1024
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 WEBP_QUALITY = 82
 # libwebp effort, 0-6: at 2, encoding takes about half the CPU of the default (4)
@@ -74,8 +78,12 @@ def process(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
     Raises ImageRejected for anything that is not an image we accept."""
     image = _open(source)
     try:
-        image = _resize(_normalise(_draft(image, preset)), preset)
-        return _encode(image, preset)
+        # Shrunk as early as possible: only the decoded upload is ever held
+        # at full size, never a copy of it (a 40-megapixel image takes 160 MB).
+        image = _draft(image, preset)
+        _check_decode_bytes(image)
+        image = _resize(_resizable(image), preset)
+        return _encode(_normalise(image), preset)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Pillow reports truncated and corrupt data while decoding.
         raise ImageRejected(
@@ -107,6 +115,33 @@ def _too_many_pixels(dimensions: str = "") -> ImageRejected:
     )
 
 
+def _decode_bytes(image: Image.Image) -> int:
+    """Memory the image takes at its peak while it is decoded and made resizable.
+
+    The pixel limit alone does not bound memory: Pillow keeps a pixel in 4
+    bytes (1 for single-channel 8-bit modes), a palette image is converted to
+    RGB(A) before resampling, and the WebP decoder hands over its own copy of
+    the pixels, so a few-KB WebP of 40 megapixels would take over 300 MB.
+    """
+    per_pixel = 1 if image.mode in ("1", "L", "P") else 4
+    if image.mode == "P":
+        per_pixel += 4
+    if image.format == "WEBP":
+        per_pixel += 4
+    return image.width * image.height * per_pixel
+
+
+def _check_decode_bytes(image: Image.Image) -> None:
+    needed = _decode_bytes(image)
+    if needed > MAX_DECODE_BYTES:
+        per_pixel = needed / (image.width * image.height)
+        limit = MAX_DECODE_BYTES / per_pixel / 1_000_000
+        raise ImageRejected(
+            f"The image is too large to process ({image.width}x{image.height} pixels). "
+            f"The limit for this kind of image is {limit:.0f} million pixels."
+        )
+
+
 def _scale(image: Image.Image, preset: ImagePreset) -> float:
     """How much the preset shrinks this image: 1 when it needs no shrinking."""
     width, height = image.size
@@ -135,18 +170,27 @@ def _resize(image: Image.Image, preset: ImagePreset) -> Image.Image:
     return image
 
 
-def _normalise(image: Image.Image) -> Image.Image:
-    """Upright, first frame, sRGB, and 8-bit RGB or RGBA."""
+def _resizable(image: Image.Image) -> Image.Image:
+    """The first frame, in a mode Pillow resamples well: 16-bit greyscale and
+    palettes (which only resample pixel by pixel) become 8-bit modes. Other
+    modes stay as decoded, without a copy."""
     image.seek(0)  # an animation's first frame
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Scaled to 8 bits (a plain convert would clip to white).
+        return image.point(lambda value: value / 256).convert("L")
+    if image.mode in ("1", "P", "PA"):
+        has_alpha = image.mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    return image
+
+
+def _normalise(image: Image.Image) -> Image.Image:
+    """Upright, sRGB, and 8-bit RGB or RGBA: done on the shrunk image (the
+    presets fit a square, so turning it upright after shrinking gives the same)."""
     # exif_transpose reads the EXIF orientation (before we drop the metadata).
     image = ImageOps.exif_transpose(image)
+    has_alpha = image.mode in ("RGBA", "LA")
     image = _to_srgb(image)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits (a plain convert would clip to white).
-        image = image.point(lambda value: value / 256).convert("L")
     return image.convert("RGBA" if has_alpha else "RGB")
 
 

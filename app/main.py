@@ -23,7 +23,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from app.api import health
 from app.api import posts as posts_api
 from app.api import users as users_api
-from app.config import Settings, get_settings
+from app.config import Settings, app_settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.middleware import (
@@ -39,17 +39,23 @@ from app.middleware import (
     HeadAsGetMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.models import UserPrivate
 from app.pages import accounts as account_pages
 from app.pages import posts as post_pages
-from app.pages.auth import LoginRequired
+from app.pages.auth import LOGIN_COOKIE, LoginRequired
 from app.pages.rendering import configure_templates, render
+from app.security import user_from_token
 from app.storage import MediaFiles, StorageError, create_storage, register_storage
 from app.workers import ImageWorkers, default_workers
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-# Room for the other fields of a form that carries a file of MAX_UPLOAD_BYTES.
+# The largest request body, in files of MAX_UPLOAD_BYTES, plus room for a
+# form's other fields. A file over its own limit is still read (Starlette
+# spools it to disk) and refused beside its field, so the form comes back with
+# what the user typed; only a body beyond this is refused unread.
+BODY_LIMIT_IN_UPLOADS = 6
 FORM_OVERHEAD_BYTES = 256 * 1024
 
 
@@ -107,10 +113,30 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api")
 
 
-def _error_page(request: Request, status_code: int, message: str) -> Response:
+async def _error_page(request: Request, status_code: int, message: str) -> Response:
+    """An error page in the site's layout, showing who is logged in.
+
+    An error raised before the route's dependencies ran (no such route, a
+    body too large) has not looked the user up yet: the page does it here,
+    unless the database is the problem.
+    """
+    if not hasattr(request.state, "user") and status_code != 503:
+        request.state.user = await _logged_in_user(request)
     title = ERROR_TITLES.get(status_code, "Error")
     context = {"status_code": status_code, "title": title, "message": message}
     return render(request, "error.html", context, status_code=status_code)
+
+
+async def _logged_in_user(request: Request) -> UserPrivate | None:
+    token = request.cookies.get(LOGIN_COOKIE)
+    if not token:
+        return None
+    try:
+        async with request.app.state.sessionmaker() as session:
+            user = await user_from_token(token, app_settings(request), session)
+    except (SQLAlchemyError, OSError):
+        return None
+    return None if user is None else UserPrivate.model_validate(user)
 
 
 def _database_unreachable(exc: DBAPIError) -> bool:
@@ -161,9 +187,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
+        response: Response
         if _is_api(request):
-            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-        return _error_page(request, exc.status_code, exc.detail)
+            response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        else:
+            response = await _error_page(request, exc.status_code, exc.detail)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(request: Request, exc: StorageError) -> Response:
@@ -175,12 +206,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=503)
-        return _error_page(request, 503, message)
+        return await _error_page(request, 503, message)
 
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         if isinstance(exc, DBAPIError) and _changed_meanwhile(exc):
             logger.warning("A request lost a race: %s", exc.orig)
-            return changed_meanwhile_response(request)
+            return await changed_meanwhile_response(request)
         if isinstance(exc, DBAPIError) and not _database_unreachable(exc):
             # Any other database error is a bug: the 500 handler answers, and
             # Starlette logs the traceback.
@@ -192,7 +223,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         if _is_api(request):
             return JSONResponse({"detail": DATABASE_UNAVAILABLE}, status_code=503, headers=headers)
-        response = _error_page(request, 503, DATABASE_UNAVAILABLE)
+        response = await _error_page(request, 503, DATABASE_UNAVAILABLE)
         response.headers.update(headers)
         return response
 
@@ -200,17 +231,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     for error in (DBAPIError, PoolTimeoutError, *CONNECT_ERRORS):
         app.add_exception_handler(error, database_unavailable)
 
-    def changed_meanwhile_response(request: Request) -> Response:
+    async def changed_meanwhile_response(request: Request) -> Response:
         if _is_api(request):
             return JSONResponse({"detail": CHANGED_MEANWHILE}, status_code=409)
-        return _error_page(request, 409, CHANGED_MEANWHILE)
+        return await _error_page(request, 409, CHANGED_MEANWHILE)
 
     @app.exception_handler(StaleDataError)
     async def changed_meanwhile(request: Request, _exc: StaleDataError) -> Response:
         # Another request updated or deleted the row after this one loaded it
         # (see `updated_at_column` in models.py). The transaction is rolled
         # back, so whatever this request stored is deleted again.
-        return changed_meanwhile_response(request)
+        return await changed_meanwhile_response(request)
 
     @app.exception_handler(LoginRequired)
     async def login_required(_request: Request, exc: LoginRequired) -> Response:
@@ -221,7 +252,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         if _is_api(request):
             return await http_exception_handler(request, exc)
         messages = {404: "There is nothing at this address."}
-        page = _error_page(request, exc.status_code, messages.get(exc.status_code, exc.detail))
+        page = await _error_page(
+            request, exc.status_code, messages.get(exc.status_code, exc.detail)
+        )
         # A 405 names the methods that would work (Allow), as HTTP asks.
         page.headers.update(exc.headers or {})
         return page
@@ -234,7 +267,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             # written.
             detail = _encodable(jsonable_encoder(exc.errors()))
             return JSONResponse({"detail": detail}, status_code=422)
-        return _error_page(
+        return await _error_page(
             request, 422, "Part of this request is not valid: check the address or the form."
         )
 
@@ -244,7 +277,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         message = "Something went wrong on our side. Please try again in a moment."
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=500)
-        return _error_page(request, 500, message)
+        return await _error_page(request, 500, message)
 
 
 def _image_origins(settings: Settings) -> tuple[str, ...]:
@@ -287,7 +320,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     configure_templates(settings)
     app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+        BodySizeLimitMiddleware,
+        max_bytes=BODY_LIMIT_IN_UPLOADS * settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
     app.add_middleware(SecurityHeadersMiddleware, image_origins=_image_origins(settings))
     # Added last, so it is the outermost: everything inside sees a GET.

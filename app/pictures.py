@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import end_read_only_transaction
 from app.images import ImagePreset, ProcessedImage
-from app.models import utcnow
+from app.models import User, utcnow
 from app.storage import Storage, StoredFile, store_file
 from app.workers import ImageWorkers
 
@@ -37,16 +37,24 @@ class HasImage(Protocol):
 
 
 async def prepare_image(
-    session: AsyncSession, workers: ImageWorkers, upload: UploadFile, preset: ImagePreset
+    session: AsyncSession,
+    workers: ImageWorkers,
+    upload: UploadFile,
+    preset: ImagePreset,
+    *,
+    owner: User,
 ) -> ProcessedImage:
-    """`preset` made of the upload, or ImageRejected / UploadTooLarge with a message.
+    """`preset` made of an upload by `owner` (whose picture or post it is), or
+    ImageRejected / UploadTooLarge with a message (ImagesBusy when too many
+    images wait already).
 
     Call it before the request writes anything: it first ends the request's
     read-only transaction, so that the connection goes back to the pool while
     the upload waits for an image thread.
     """
     await end_read_only_transaction(session)
-    return await workers.process(upload, preset)
+    assert owner.id is not None
+    return await workers.process(upload, preset, user=owner.id)
 
 
 async def store_image(session: AsyncSession, storage: Storage, image: ProcessedImage) -> StoredFile:

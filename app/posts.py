@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.errors import NotFound
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
 from app.pagination import Position
-from app.storage import StoredFile, forget_files
+from app.storage import StoredFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,23 +122,16 @@ async def update_post(session: AsyncSession, post: Post, data: PostUpdate | Post
 
 
 async def delete_post(session: AsyncSession, post: Post) -> None:
-    """Delete the post; its cover image goes once the transaction commits.
+    """Delete the post; its cover image goes once the transaction commits
+    (the session reads it just before the DELETE: app/storage/lifecycle.py).
 
     A DELETE statement rather than `session.delete(post)`: the database says
-    which row it deleted and the cover that row had at that moment
-    (RETURNING). So when two requests delete one post at once (a double
-    click), only the first counts it and the second gets a 404; and a cover
-    replaced by another request since this one loaded the post is the one
-    deleted, not the one this request saw.
+    how many rows it deleted, so when two requests delete one post at once
+    (a double click), only the first counts it and the second gets a 404.
     """
-    deleted = await session.exec(
-        delete(Post).where(col(Post.id) == post.id).returning(col(Post.image))
-    )
-    row = deleted.one_or_none()
-    if row is None:
+    deleted = await session.exec(delete(Post).where(col(Post.id) == post.id))
+    if deleted.rowcount != 1:
         raise NotFound("Post not found.")
-    # The session did not see the row go: it is told about the file, and the
-    # object leaves it.
-    forget_files(session, [row.image])
+    # The session did not see the row go: the object leaves it.
     session.expunge(post)
     await change_post_count(session, post.user_id, -1)

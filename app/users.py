@@ -8,7 +8,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app import security
 from app.errors import Conflict, NotFound
 from app.models import Post, User, UserCreate, UserUpdate, utcnow
-from app.storage import forget_files
 
 USERNAME_TAKEN = "That username is already taken."
 EMAIL_TAKEN = "An account with that email already exists."
@@ -92,17 +91,13 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
 
 
 async def delete_user(session: AsyncSession, user: User) -> None:
-    """Delete the user, their posts, and every file of theirs after the commit.
+    """Delete the user and their posts; every file of theirs goes after the
+    commit (app/storage/lifecycle.py reads them before each DELETE).
 
-    The posts go first, in one statement that returns the covers they had at
-    that moment (a cover replaced meanwhile is the one deleted), and in the
-    order `posts.delete_post` locks rows (post, then user), so the two never
-    wait for each other. The database's ON DELETE CASCADE would remove the
-    posts too, but without saying which files they had.
+    The database's ON DELETE CASCADE would remove the posts with the user;
+    they go first so that rows are locked in the order `posts.delete_post`
+    locks them (post, then user), and the two never wait for each other.
     """
-    deleted = await session.exec(
-        delete(Post).where(col(Post.user_id) == user.id).returning(col(Post.image))
-    )
-    forget_files(session, deleted.scalars())
+    await session.exec(delete(Post).where(col(Post.user_id) == user.id))
     await session.delete(user)
     await session.flush()

@@ -4,6 +4,10 @@ Decoding and encoding an image is CPU work that holds the GIL for long
 stretches. The pool is also the limiter: at most `workers` images are
 processed at once, and the rest wait their turn without holding a thread or
 any pixels, so a burst of uploads cannot take every thread or all memory.
+It is fair: each user has at most one image in the queue at a time (their
+next waits outside it, so one user's ten uploads do not make everyone wait
+for ten images), and when the queue is full an upload is refused at once
+with a 503 and `Retry-After` rather than left waiting for many seconds.
 One pool per app, made in the lifespan and shared by every request.
 """
 
@@ -16,11 +20,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import UploadFile
 
+from app.errors import AppError
 from app.images import ImagePreset, ProcessedImage, process
 from app.uploads import check_upload_size, display_filename
 
 # Linux's per-thread nice value for image threads: see _lower_priority.
 IMAGE_THREAD_NICENESS = 10
+# Images that may wait for a thread, per thread, before uploads are refused.
+QUEUE_PER_WORKER = 8
+RETRY_AFTER_SECONDS = 5
+
+
+class ImagesBusy(AppError):
+    status_code = 503
+    retry_after = RETRY_AFTER_SECONDS
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Too many pictures are being processed right now. Please try again in a moment."
+        )
 
 
 def default_workers() -> int:
@@ -34,16 +52,41 @@ class ImageWorkers:
         self.executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="images", initializer=_lower_priority
         )
+        self.max_queued = workers * QUEUE_PER_WORKER
+        self.queued = 0
+        # One lock per user with an image queued or waiting: their next waits here.
+        self.users: dict[int, asyncio.Lock] = {}
+        self.waiting: dict[int, int] = {}
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
-    async def process(self, upload: UploadFile, preset: ImagePreset) -> ProcessedImage:
-        """Check the upload's size, then make `preset` of it in a worker thread."""
+    async def process(
+        self, upload: UploadFile, preset: ImagePreset, *, user: int
+    ) -> ProcessedImage:
+        """Check the upload's size, then make `preset` of it in a worker thread,
+        one image at a time for each `user`."""
         await check_upload_size(upload, self.max_upload_bytes)
-        loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(self.executor, process, upload.file, preset)
+        lock = self.users.setdefault(user, asyncio.Lock())
+        self.waiting[user] = self.waiting.get(user, 0) + 1
+        try:
+            async with lock:
+                image = await self._run(upload, preset)
+        finally:
+            self.waiting[user] -= 1
+            if not self.waiting[user]:
+                del self.waiting[user], self.users[user]
         return dataclasses.replace(image, filename=display_filename(upload.filename))
+
+    async def _run(self, upload: UploadFile, preset: ImagePreset) -> ProcessedImage:
+        if self.queued >= self.max_queued:
+            raise ImagesBusy
+        self.queued += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, process, upload.file, preset)
+        finally:
+            self.queued -= 1
 
 
 def _lower_priority() -> None:

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from functools import cache
 
 from PIL import Image
 
@@ -123,3 +124,10 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
         + chunk(b"IEND", b"")
     )
+
+
+@cache
+def wide_webp() -> bytes:
+    """A few tens of KB that decode to 40 million pixels: within the pixel
+    limit, but WebP's decoder would need over 300 MB for it."""
+    return encode(Image.new("RGB", (16383, 2441), (200, 30, 30)), "WEBP", quality=50)

@@ -2,11 +2,12 @@
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Column, ForeignKey, Integer, Table, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,7 +17,7 @@ from app.config import Settings
 from app.db import TransactionHasWrites, end_read_only_transaction
 from app.errors import Conflict
 from app.models import User, UserCreate, UserUpdate
-from app.storage import Storage, StoredFile, store_file
+from app.storage import FileType, Storage, StoredFile, store_file
 from app.storage.gc import collect_garbage
 from tests import pictures
 from tests.helpers import Account, RunningApp, create_post, running, sign_up
@@ -292,6 +293,71 @@ async def test_deleting_a_user_deletes_every_file_of_theirs(
     response = await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
     assert response.status_code == 204
     assert await stored_keys(server) == {bob_picture, bob_cover}
+
+
+@pytest.fixture
+async def tables_under_posts(server: RunningApp) -> AsyncIterator[tuple[Table, Table]]:
+    """Two tables a learner might add, each with a file field: chapters of a
+    post, and pages of a chapter, deleted with them by ON DELETE CASCADE."""
+    metadata = SQLModel.metadata
+    chapters = Table(
+        "test_chapters",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("post_id", ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+        Column("file", FileType),
+    )
+    pages = Table(
+        "test_pages",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("chapter_id", ForeignKey("test_chapters.id", ondelete="CASCADE"), nullable=False),
+        Column("file", FileType),
+    )
+    async with server.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all, tables=[chapters, pages])
+    try:
+        yield chapters, pages
+    finally:
+        async with server.engine.begin() as connection:
+            await connection.run_sync(metadata.drop_all, tables=[pages, chapters])
+        metadata.remove(pages)
+        metadata.remove(chapters)
+
+
+@pytest.mark.parametrize("deleted", ["post", "author"])
+async def test_a_cascade_three_tables_deep_leaves_no_file_behind(
+    server: RunningApp,
+    client: httpx.AsyncClient,
+    alice: Account,
+    bob: Account,
+    tables_under_posts: tuple[Table, Table],
+    deleted: str,
+) -> None:
+    chapters, pages = tables_under_posts
+    post = await create_post(client, alice)
+    await add_cover(client, alice, post["id"])
+    kept = await add_cover(client, bob, (await create_post(client, bob))["id"])
+    async with server.sessionmaker() as session:
+        for chapter_id in (1, 2):
+            chapter_file = await store_picture(session, server)
+            await session.exec(
+                insert(chapters).values(id=chapter_id, post_id=post["id"], file=chapter_file)
+            )
+            for _ in range(2):
+                page_file = await store_picture(session, server)
+                await session.exec(insert(pages).values(chapter_id=chapter_id, file=page_file))
+        await session.commit()
+    assert len(await stored_keys(server)) == 1 + 1 + 2 + 4
+
+    if deleted == "post":
+        response = await client.delete(f"/api/posts/{post['id']}", headers=alice.headers)
+    else:
+        response = await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+    assert response.status_code == 204
+    assert await stored_keys(server) == {kept}
+    async with server.sessionmaker() as session:
+        assert (await session.exec(select(pages.c.id))).all() == []
 
 
 async def test_deleting_a_post_deletes_its_image(

@@ -1,14 +1,21 @@
 """Profile pictures and cover images, from upload to the stored file a browser gets."""
 
+import asyncio
 import io
 import re
+import threading
 from collections.abc import Callable
+from typing import BinaryIO
 
 import httpx
 import pytest
+from fastapi import UploadFile
 from PIL import Image
 
+from app import workers as workers_module
 from app.config import Settings
+from app.images import POST_COVER, ImagePreset, ProcessedImage
+from app.workers import ImageWorkers
 from tests import pictures
 from tests.helpers import Account, RunningApp, create_post, csrf_from, page_login, running, sign_up
 
@@ -187,6 +194,7 @@ REFUSED: list[tuple[str, Callable[[], bytes], int, str]] = [
     ("truncated-jpeg", pictures.truncated_jpeg, 422, "damaged or incomplete"),
     ("png-bomb", pictures.png_bomb, 422, "The limit is 40 million pixels"),
     ("png-over-40-megapixels", lambda: pictures.png_bomb(8000, 6000), 422, "8000x6000"),
+    ("webp-over-the-memory-budget", pictures.wide_webp, 422, "16383x2441 pixels"),
     ("tiff", pictures.tiff, 422, "not an image we accept"),
     ("bmp", pictures.bmp, 422, "not an image we accept"),
 ]
@@ -360,4 +368,50 @@ async def test_new_post_with_a_bad_image_keeps_the_text_and_saves_nothing(
     assert 'id="image-note">The image could not be read' in response.text
     assert 'value="Kept"' in response.text
     assert (await client.get("/api/posts")).json()["posts"] == []
+    assert await stored_keys(server) == set()
+
+
+# --- a fair queue ---------------------------------------------------------------------
+
+
+def text_upload(name: str) -> UploadFile:
+    return UploadFile(io.BytesIO(name.encode()), filename=name)
+
+
+async def test_one_users_uploads_take_one_place_in_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten uploads from one user do not make everyone else wait for ten images."""
+    gate = threading.Event()
+    order: list[str] = []
+
+    def slow(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
+        gate.wait(timeout=10)
+        order.append(source.read().decode())
+        return ProcessedImage(data=b"", width=1, height=1, kind=preset.kind)
+
+    monkeypatch.setattr(workers_module, "process", slow)
+    workers = ImageWorkers(max_upload_bytes=1000, workers=1)
+    try:
+        uploads = []
+        for name, user in [("a1", 1), ("a2", 1), ("a3", 1), ("b1", 2)]:
+            upload = workers.process(text_upload(name), POST_COVER, user=user)
+            uploads.append(asyncio.create_task(upload))
+            await asyncio.sleep(0.05)  # each in the queue (or waiting) before the next
+        gate.set()
+        await asyncio.gather(*uploads)
+    finally:
+        workers.close()
+    assert order == ["a1", "b1", "a2", "a3"]
+
+
+async def test_a_full_queue_is_a_503_with_retry_after(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    server.app.state.images.max_queued = 0
+    url = f"/api/users/{alice.id}/picture"
+    response = await upload(client, url, alice, pictures.jpeg())
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "try again in a moment" in response.json()["detail"]
     assert await stored_keys(server) == set()

@@ -15,6 +15,7 @@ from tests.helpers import (
     TEST_SECRET,
     Account,
     RunningApp,
+    add_account,
     create_post,
     csrf_from,
     load_more_url,
@@ -370,6 +371,42 @@ async def test_invalid_post_form_keeps_what_was_typed(
     assert too_long.status_code == 422
     assert "Use at most 100 characters." in too_long.text
     assert (await client.get("/api/posts")).json()["posts"] == []
+
+
+async def test_a_cover_over_the_limit_comes_back_beside_its_field_with_the_text_kept(
+    settings: Settings,
+) -> None:
+    limited = settings.model_copy(update={"max_upload_bytes": 200_000})
+    async with running(limited) as live, live.client() as browser:
+        await add_account(live, "alice")
+        await page_login(browser, "alice@example.com")
+        form = await browser.get("/posts/new")
+        response = await browser.post(
+            "/posts/new",
+            data={
+                "title": "My trip",
+                "content": "Keep every word of this",
+                "csrf_token": csrf_from(form.text),
+            },
+            files={"image": ("big.jpg", b"\xff" * 500_000, "image/jpeg")},
+        )
+        assert response.status_code == 422
+        assert "My trip" in response.text
+        assert "Keep every word of this" in response.text
+        assert 'id="image-note">The file is too large. The limit is 195 KB.' in response.text
+        assert (await browser.get("/api/posts")).json()["posts"] == []
+        assert [stored async for stored in live.storage.scan()] == []
+
+
+async def test_error_pages_show_who_is_logged_in(
+    browser: httpx.AsyncClient, alice: Account
+) -> None:
+    await page_login(browser, alice.email)
+    for path in ("/no/such/page", "/posts/999"):
+        response = await browser.get(path)
+        assert response.status_code == 404
+        assert "alice" in response.text
+        assert "Log in" not in response.text
 
 
 async def test_account_form_updates_and_reports_conflicts(

@@ -129,9 +129,9 @@ async def test_uploads_hold_no_connection_while_their_image_is_processed(
     seen: list[int] = []
     processing = images.process
 
-    async def observed(upload: Any, preset: Any) -> Any:
+    async def observed(upload: Any, preset: Any, **kwargs: Any) -> Any:
         seen.append(connections_in_use())
-        return await processing(upload, preset)
+        return await processing(upload, preset, **kwargs)
 
     monkeypatch.setattr(images, "process", observed)
 

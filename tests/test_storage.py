@@ -1,14 +1,16 @@
 """One suite for every storage backend: local disk, and S3 against a real moto_server."""
 
+import os
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.config import Settings
-from app.storage import S3Storage, Storage, StorageError, create_storage
+from app.storage import LocalStorage, S3Storage, Storage, StorageError, create_storage
 from app.storage.base import ObjectExists, new_key
 from tests.s3server import MotoServer, free_port
 
@@ -83,6 +85,24 @@ async def test_local_files_are_written_whole_under_media_root(tmp_path: Path) ->
     # No temporary file is left beside it.
     assert [path.name for path in (tmp_path / "avatars").iterdir()] == [key.split("/")[1]]
     assert storage.url(key) == f"/media/{key}"
+
+
+async def test_gc_removes_what_an_interrupted_write_left_on_disk(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    key = new_key("posts", "webp")
+    await storage.save(key, b"kept", "image/webp")
+    (tmp_path / "posts").mkdir(exist_ok=True)
+    crashed = tmp_path / "posts" / ".abc.webp.0123456789ab.tmp"
+    writing = tmp_path / "posts" / ".def.webp.ba9876543210.tmp"
+    crashed.write_bytes(b"half a pic")
+    writing.write_bytes(b"still being written")
+    a_day_ago = time.time() - 24 * 3600
+    os.utime(crashed, (a_day_ago, a_day_ago))
+    cutoff = datetime.now(UTC) - timedelta(hours=1)
+    assert await storage.remove_incomplete(cutoff) == 1
+    assert not crashed.exists()
+    assert writing.exists()
+    assert await keys(storage) == {key}
 
 
 async def test_s3_objects_carry_type_and_cache_headers(moto: MotoServer) -> None:

@@ -78,7 +78,7 @@ async def set_image(
 ) -> Post:
     """Upload a cover image for your post (at most 1600 pixels on its longer side
     once stored); the previous one is deleted."""
-    image = await pictures.prepare_image(session, images, file, POST_COVER)
+    image = await pictures.prepare_image(session, images, file, POST_COVER, owner=post.author)
     await pictures.replace_image(session, storage, post, image)
     return post
 

@@ -90,9 +90,8 @@ async def set_picture(
 ) -> User:
     """Upload your profile picture. It is centre-cropped to a square and stored
     without its metadata; the previous picture is deleted."""
-    picture = await pictures.prepare_image(
-        session, images, file, avatar_preset(settings.avatar_size)
-    )
+    preset = avatar_preset(settings.avatar_size)
+    picture = await pictures.prepare_image(session, images, file, preset, owner=user)
     await pictures.replace_image(session, storage, user, picture)
     return user
 

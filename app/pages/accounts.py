@@ -157,9 +157,8 @@ async def update_account(
         # leaves the account as it was; stored before the first write too
         # (app/pictures.py says why).
         try:
-            image = await prepare_image(
-                session, images, upload, avatar_preset(settings.avatar_size)
-            )
+            preset = avatar_preset(settings.avatar_size)
+            image = await prepare_image(session, images, upload, preset, owner=user)
         except UploadRejected as exc:
             return _account_form(request, user, values, {"picture": exc.detail})
         new_picture = await store_image(session, storage, image)

@@ -25,7 +25,7 @@ from app.deps import (
     UserId,
 )
 from app.images import POST_COVER, ProcessedImage
-from app.models import Post, PostCreate
+from app.models import Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import write_cursor
 from app.pictures import prepare_image, replace_image, store_image
@@ -93,7 +93,11 @@ async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
 
 
 async def _validate(
-    session: AsyncSession, images: ImagesDep, values: dict[str, str], image: UploadFile | None
+    session: AsyncSession,
+    images: ImagesDep,
+    owner: User,
+    values: dict[str, str],
+    image: UploadFile | None,
 ) -> tuple[PostCreate | None, ProcessedImage | None, dict[str, str]]:
     """The post's fields and its processed cover image (if a file was chosen), or the
     errors to show beside them. Nothing is written here, so a refused form leaves
@@ -106,9 +110,10 @@ async def _validate(
     if upload is None:
         return data, None, {}
     try:
-        return data, await prepare_image(session, images, upload, POST_COVER), {}
+        cover = await prepare_image(session, images, upload, POST_COVER, owner=owner)
     except UploadRejected as exc:
         return None, None, {"image": exc.detail}
+    return data, cover, {}
 
 
 @router.post("/posts/new", response_model=None)
@@ -123,7 +128,7 @@ async def create_post(
     image: FormFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    data, cover, errors = await _validate(session, images, values, image)
+    data, cover, errors = await _validate(session, images, user, values, image)
     if data is None:
         return _post_form(request, None, values, errors)
     stored = None if cover is None else await store_image(session, storage, cover)
@@ -159,7 +164,7 @@ async def update_post(
     remove_image: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    data, cover, errors = await _validate(session, images, values, image)
+    data, cover, errors = await _validate(session, images, post.author, values, image)
     if data is None:
         return _post_form(request, post, values, errors)
     # The cover is stored before the first write: on SQLite a write holds the

@@ -57,6 +57,11 @@ class Storage(Protocol):
         """Every object under `prefix` (for the garbage collector)."""
         ...
 
+    async def remove_incomplete(self, cutoff: datetime) -> int:
+        """Delete what writes that a crash interrupted left, from before
+        `cutoff` (for the garbage collector); how many were deleted."""
+        ...
+
 
 def new_key(kind: str, extension: str) -> str:
     """`<kind>/<random>.<ext>`: chosen here, never from the user's filename,

@@ -21,6 +21,8 @@ class GarbageReport:
     deleted: list[StoredObject] = field(default_factory=list)
     kept_referenced: int = 0
     kept_recent: int = 0
+    # Temporary files of interrupted writes (local disk), removed.
+    incomplete: int = 0
 
 
 async def referenced_keys(session: AsyncSession, metadata: MetaData, storage_name: str) -> set[str]:
@@ -58,4 +60,6 @@ async def collect_garbage(
             if not dry_run:
                 await storage.delete(stored.key)
             report.deleted.append(stored)
+    if not dry_run:
+        report.incomplete = await storage.remove_incomplete(cutoff)
     return report

@@ -7,7 +7,9 @@ The rules:
 2. If the transaction rolls back, the files it uploaded are deleted.
 3. A file that a row stops referencing (replaced, set to None, or the row
    deleted) is deleted only *after* the commit succeeds; until then, a
-   rollback would bring the reference back.
+   rollback would bring the reference back. That includes the files of every
+   row the database deletes with it (ON DELETE CASCADE, at any depth, in any
+   table with a file field): they are read just before the DELETE.
 4. A savepoint (`session.begin_nested()`) that rolls back deletes the files
    uploaded within it and keeps the ones its rows point at again.
 5. A delete that fails after the commit is logged and left for
@@ -29,7 +31,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import ColumnElement, Delete, Table, and_, event, inspect, orm, select, true
 from sqlalchemy.orm import Mapper, ORMExecuteState, SessionTransaction, UOWTransaction
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -142,6 +144,70 @@ def _file_attributes(mapper: Mapper[Any]) -> list[str]:
     ]
 
 
+def _file_columns(table: Table) -> list[Any]:
+    return [column for column in table.columns if isinstance(column.type, FileType)]
+
+
+def _cascading_children(table: Table) -> list[tuple[Table, Any, Any]]:
+    """(child table, its foreign key column, the column it refers to) for every
+    table whose rows the database deletes with `table`'s (ON DELETE CASCADE)."""
+    children = []
+    for child in table.metadata.tables.values():
+        for key in child.foreign_keys:
+            if key.column.table is table and (key.ondelete or "").upper() == "CASCADE":
+                children.append((child, key.parent, key.column))
+    return children
+
+
+def _cascaded_files(
+    session: orm.Session,
+    table: Table,
+    where: ColumnElement[bool],
+    seen: frozenset[Table] = frozenset(),
+) -> list[StoredFile]:
+    """The files of the rows the database will delete with `table`'s rows that
+    match `where`, through every level of ON DELETE CASCADE."""
+    files: list[StoredFile] = []
+    for child, foreign_key, referred in _cascading_children(table):
+        if child in seen:
+            continue  # a table that refers to itself: its own rows were read already
+        child_where = foreign_key.in_(select(referred).where(where))
+        files.extend(_files_of(session, child, child_where, seen | {child}))
+    return files
+
+
+def _files_of(
+    session: orm.Session, table: Table, where: ColumnElement[bool], seen: frozenset[Table]
+) -> list[StoredFile]:
+    """The files of `table`'s rows that match `where`, and of the rows deleted with them."""
+    files: list[StoredFile] = []
+    columns = _file_columns(table)
+    if columns:
+        # FOR UPDATE (on PostgreSQL): the rows stay as read until the DELETE,
+        # so a picture replaced meanwhile cannot be missed.
+        statement = select(*columns).where(where).with_for_update()
+        for row in session.execute(statement):
+            files.extend(value for value in row if value is not None)
+    return files + _cascaded_files(session, table, where, seen)
+
+
+@event.listens_for(FileSyncSession, "do_orm_execute")
+def _collect_deleted(state: ORMExecuteState) -> None:
+    """A DELETE statement: its rows' files, and those of the rows cascaded."""
+    statement = state.statement
+    if not (state.is_delete and isinstance(statement, Delete)):
+        return
+    # The statement names an annotated copy of the table; the mapper has the
+    # table itself, which the foreign keys of other tables refer to.
+    mapper = state.bind_mapper
+    table = mapper.local_table if mapper is not None else statement.table
+    if not isinstance(table, Table):
+        return
+    where = statement.whereclause if statement.whereclause is not None else true()
+    files = _files_of(state.session, table, where, frozenset({table}))
+    state.session.info.setdefault(UNREFERENCED, []).extend(files)
+
+
 @event.listens_for(FileSyncSession, "before_flush")
 def _collect_unreferenced(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     unreferenced = session.info.setdefault(UNREFERENCED, [])
@@ -155,6 +221,17 @@ def _collect_unreferenced(session: Session, _flush: UOWTransaction, _instances: 
         for key in _file_attributes(state.mapper):
             if value := state.dict.get(key):
                 unreferenced.append(value)
+        table = state.mapper.local_table
+        if isinstance(table, Table):
+            key_columns = state.mapper.primary_key
+            where = and_(
+                *(
+                    column == value
+                    for column, value in zip(key_columns, state.identity, strict=True)
+                )
+            )
+            with session.no_autoflush:
+                unreferenced.extend(_cascaded_files(session, table, where, frozenset({table})))
 
 
 @event.listens_for(FileSyncSession, "after_flush")

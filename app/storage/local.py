@@ -84,6 +84,23 @@ class LocalStorage:
         for stored in await asyncio.to_thread(self._walk, prefix):
             yield stored
 
+    async def remove_incomplete(self, cutoff: datetime) -> int:
+        """The temporary files of writes a crash interrupted (`save` writes to
+        `.<name>.<random>.tmp` first, then links it into place)."""
+        return await asyncio.to_thread(self._remove_incomplete, cutoff)
+
+    def _remove_incomplete(self, cutoff: datetime) -> int:
+        removed = 0
+        for directory, _subdirectories, names in os.walk(self.root):
+            for name in names:
+                path = Path(directory, name)
+                if not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                if datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
     def _walk(self, prefix: str) -> list[StoredObject]:
         found = []
         for directory, _subdirectories, names in os.walk(self.root):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import obstore
@@ -129,6 +129,10 @@ class S3Storage:
             path = f"{self.prefix}/{key}" if self.prefix else key
             return f"{self.public_url}/{path}"
         return obstore.sign(self.store, "GET", key, PRESIGNED_URL_LIFETIME)
+
+    async def remove_incomplete(self, cutoff: datetime) -> int:
+        """Nothing to do: an object appears in a bucket whole or not at all."""
+        return 0
 
     async def scan(self, prefix: str = "") -> AsyncIterator[StoredObject]:
         try:
