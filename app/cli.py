@@ -1,4 +1,4 @@
-"""Command line: `python -m app seed`, `create-user` and `storage gc`."""
+"""Command line: `python -m app seed`, `create-user`, `storage gc` and `storage migrate`."""
 
 import argparse
 import asyncio
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,8 +18,9 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
 from app.models import Post, User, UserCreate, utcnow
-from app.storage import StorageError, create_storage, register_storage
+from app.storage import StorageError, create_storage, create_storages, register_storage
 from app.storage.gc import collect_garbage
+from app.storage.migrate import migrate_files
 
 DEMO_PASSWORD = "demo-password"  # published on purpose: the demo accounts
 
@@ -159,6 +161,21 @@ async def _storage_gc(settings: Settings, session: AsyncSession, args: argparse.
         print(f"Deleted {report.incomplete} temporary files of interrupted writes.")
 
 
+async def _storage_migrate(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], to: str
+) -> None:
+    storages = create_storages(settings)
+    for storage in storages.values():
+        register_storage(storage)
+    if to not in storages:
+        raise StorageError(f"--to {to} needs that backend's settings (S3_BUCKET and the rest)")
+    report = await migrate_files(sessionmaker, SQLModel.metadata, storages[to])
+    print(
+        f"Moved {report.moved} files to {to} ({report.already_there} were copied by an "
+        f"earlier run). Set STORAGE_BACKEND={to} so that new files go there too."
+    )
+
+
 async def _run(command: str, args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = create_engine(settings.database_url)
@@ -169,6 +186,8 @@ async def _run(command: str, args: argparse.Namespace) -> int:
                 print(f"Seeded {added_users} users and {added_posts} posts.")
                 if added_users:
                     print(f"Demo accounts log in with the password {DEMO_PASSWORD!r}.")
+            elif command == "storage" and args.storage_command == "migrate":
+                await _storage_migrate(settings, create_sessionmaker(engine), args.to)
             elif command == "storage":
                 await _storage_gc(settings, session, args)
             else:
@@ -199,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="AGE",
         help="grace period, like 30m, 24h (the default) or 7d",
     )
+    migrate = storage_commands.add_parser(
+        "migrate", help="move every stored file to another backend (safe to run again)"
+    )
+    migrate.add_argument("--to", required=True, choices=["local", "s3"])
     args = parser.parse_args(argv)
 
     if args.command == "create-user" and args.password is None:

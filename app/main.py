@@ -45,7 +45,13 @@ from app.pages import posts as post_pages
 from app.pages.auth import LOGIN_COOKIE, LoginRequired
 from app.pages.rendering import configure_templates, render
 from app.security import user_from_token
-from app.storage import MediaFiles, StorageError, create_storage, register_storage
+from app.storage import (
+    MediaFiles,
+    StorageError,
+    create_storages,
+    register_storage,
+    unregister_storage,
+)
 from app.workers import ImageWorkers, default_workers
 
 logger = logging.getLogger(__name__)
@@ -282,7 +288,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def _image_origins(settings: Settings) -> tuple[str, ...]:
     """Where pictures are served from besides this site, for the CSP's img-src."""
-    if settings.storage_backend != "s3":
+    if not settings.s3_bucket:
         return ()
     url = settings.s3_public_url or settings.s3_endpoint_url
     if not url:
@@ -294,15 +300,16 @@ def _image_origins(settings: Settings) -> tuple[str, ...]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
-    storage = create_storage(settings)
+    storages = create_storages(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.storage = storage
-        register_storage(storage)
+        app.state.storage = storages[settings.storage_backend]
+        for storage in storages.values():
+            register_storage(storage)
         app.state.images = ImageWorkers(
             max_upload_bytes=settings.max_upload_bytes, workers=default_workers()
         )
@@ -311,6 +318,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.images.close()
             await engine.dispose()
+            for storage in storages.values():
+                unregister_storage(storage)
 
     app = FastAPI(
         title="Blog",
@@ -330,7 +339,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    if settings.storage_backend == "local":
+    # Local media is served while it is where new files go, and after a switch
+    # to S3 for as long as the files are there (see `python -m app storage migrate`).
+    if settings.storage_backend == "local" or settings.media_root.is_dir():
         settings.media_root.mkdir(parents=True, exist_ok=True)
         app.mount("/media", MediaFiles(directory=settings.media_root), name="media")
     _add_error_handlers(app)

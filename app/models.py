@@ -81,6 +81,19 @@ USERS_UPDATED_AT = updated_at_column()
 POSTS_UPDATED_AT = updated_at_column()
 
 
+def file_url(file: StoredFile | None) -> str | None:
+    """Where the file is served; None when there is none, or when its backend
+    is not configured here (a row from before STORAGE_BACKEND changed, with
+    the old backend's settings gone): pages then show it as missing rather
+    than fail."""
+    if file is None:
+        return None
+    try:
+        return file.url
+    except LookupError:
+        return None
+
+
 # --- users -------------------------------------------------------------------
 
 
@@ -121,7 +134,7 @@ class User(UserBase, table=True):
 
     @property
     def image_url(self) -> str:
-        return self.image.url if self.image else DEFAULT_AVATAR_URL
+        return file_url(self.image) or DEFAULT_AVATAR_URL
 
 
 def text_problem(value: str) -> str | None:
@@ -217,7 +230,7 @@ class Post(PostBase, table=True):
 
     @property
     def image_url(self) -> str | None:
-        return self.image.url if self.image else None
+        return file_url(self.image)
 
 
 class PostCreate(PostBase):

@@ -14,6 +14,12 @@ def register_storage(storage: Storage) -> None:
     _backends[storage.name] = storage
 
 
+def unregister_storage(storage: Storage) -> None:
+    """Forget the backend, if it is still the one registered under its name."""
+    if _backends.get(storage.name) is storage:
+        del _backends[storage.name]
+
+
 def get_storage(name: str) -> Storage:
     try:
         return _backends[name]

@@ -1,0 +1,96 @@
+"""Moving every stored file to another backend: `python -m app storage migrate --to s3`.
+
+Row by row, in batches: each file is copied to the target under the same key
+(keys are never reused, so an object already there is this file, copied
+before an interruption), the row is pointed at the target, the batch commits,
+and only then are the sources deleted. Stopped at any point, the database
+names a backend that holds each file; run again, it goes on where it stopped,
+and once everything has moved it does nothing.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData, Table, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.storage.base import ObjectExists, Storage, StorageError
+from app.storage.fields import FileType, StoredFile
+from app.storage.registry import get_storage
+
+BATCH_SIZE = 100
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class MigrationReport:
+    moved: int = 0
+    already_there: int = 0
+
+
+def _file_tables(metadata: MetaData) -> list[tuple[Table, list[str]]]:
+    tables = []
+    for table in metadata.sorted_tables:
+        names = [column.name for column in table.columns if isinstance(column.type, FileType)]
+        if names:
+            tables.append((table, names))
+    return tables
+
+
+async def migrate_files(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    metadata: MetaData,
+    target: Storage,
+    *,
+    progress: Callable[[str], None] = print,
+    batch_size: int = BATCH_SIZE,
+) -> MigrationReport:
+    report = MigrationReport()
+    for table, names in _file_tables(metadata):
+        (key_column,) = table.primary_key.columns
+        last = None
+        while True:
+            statement = select(key_column, *(table.c[name] for name in names))
+            if last is not None:
+                statement = statement.where(key_column > last)
+            statement = statement.order_by(key_column).limit(batch_size)
+            moved: list[StoredFile] = []
+            async with sessionmaker() as session:
+                rows = (await session.exec(statement)).all()
+                for row_key, *files in rows:
+                    changes = {}
+                    for name, file in zip(names, files, strict=True):
+                        if isinstance(file, StoredFile) and file.storage != target.name:
+                            changes[name] = await _copy(file, target, report)
+                            moved.append(file)
+                    if changes:
+                        await session.exec(
+                            update(table).where(key_column == row_key).values(changes)
+                        )
+                await session.commit()
+            # The rows point at the copies now: the sources can go.
+            for file in moved:
+                try:
+                    await get_storage(file.storage).delete(file.key)
+                except StorageError as exc:
+                    logger.warning("Left %s for the garbage collector: %s", file.key, exc)
+            report.moved += len(moved)
+            if moved:
+                progress(f"{table.name}: {len(moved)} files moved to {target.name}")
+            if len(rows) < batch_size:
+                break
+            last = rows[-1][0]
+    return report
+
+
+async def _copy(file: StoredFile, target: Storage, report: MigrationReport) -> StoredFile:
+    data = await get_storage(file.storage).read(file.key)
+    try:
+        await target.save(file.key, data, file.content_type)
+    except ObjectExists:
+        report.already_there += 1
+    return file.model_copy(update={"storage": target.name})
