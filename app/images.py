@@ -50,14 +50,19 @@ class ImagePreset:
     # never enlarged.
     size: int
     crop: bool
+    # Widths of the smaller copies made beside it, for <img srcset>: a phone
+    # loads a small one. None is wider than the image itself.
+    renditions: tuple[int, ...] = ()
 
 
-POST_COVER = ImagePreset(kind="posts", size=1600, crop=False)
+POST_COVER = ImagePreset(kind="posts", size=1600, crop=False, renditions=(480, 960))
+AVATAR_RENDITIONS = (64, 128)
 
 
 def avatar_preset(size: int) -> ImagePreset:
-    """Profile pictures: squares of AVATAR_SIZE (a setting)."""
-    return ImagePreset(kind="avatars", size=size, crop=True)
+    """Profile pictures: squares of AVATAR_SIZE (a setting), and of 64 and 128 pixels."""
+    smaller = tuple(width for width in AVATAR_RENDITIONS if width < size)
+    return ImagePreset(kind="avatars", size=size, crop=True, renditions=smaller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,8 @@ class ProcessedImage:
     kind: str
     # The name the user gave the file, kept as metadata only (never in the key).
     filename: str | None = None
+    # (data, width, height) of each smaller copy, smallest first.
+    renditions: tuple[tuple[bytes, int, int], ...] = ()
     content_type: str = "image/webp"
     extension: str = "webp"
 
@@ -212,11 +219,25 @@ def _to_srgb(image: Image.Image) -> Image.Image:
 
 
 def _encode(image: Image.Image, preset: ImagePreset) -> ProcessedImage:
+    renditions = []
+    for width in sorted(preset.renditions):
+        if width < image.width:
+            height = max(1, round(image.height * width / image.width))
+            smaller = image.resize((width, height), Image.Resampling.LANCZOS)
+            renditions.append((_webp(smaller), width, height))
+    return ProcessedImage(
+        data=_webp(image),
+        width=image.width,
+        height=image.height,
+        kind=preset.kind,
+        renditions=tuple(renditions),
+    )
+
+
+def _webp(image: Image.Image) -> bytes:
     # A fresh image carries no metadata at all: no EXIF, GPS, XMP, comments.
     clean = Image.new(image.mode, image.size)
     clean.paste(image)
     output = io.BytesIO()
     clean.save(output, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
-    return ProcessedImage(
-        data=output.getvalue(), width=clean.width, height=clean.height, kind=preset.kind
-    )
+    return output.getvalue()

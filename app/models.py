@@ -94,6 +94,42 @@ def file_url(file: StoredFile | None) -> str | None:
         return None
 
 
+class RenditionPublic(SQLModel):
+    url: str
+    width: int
+    height: int
+
+
+class ImagePublic(SQLModel):
+    """A stored picture in the API: the largest copy, and the smaller ones."""
+
+    url: str
+    width: int | None
+    height: int | None
+    content_type: str
+    renditions: list[RenditionPublic]
+
+
+def image_public(value: Any) -> Any:
+    """A before-validator: a row's StoredFile as ImagePublic (None if it cannot be shown)."""
+    if not isinstance(value, StoredFile):
+        return value
+    url = file_url(value)
+    if url is None:
+        return None
+    renditions = [
+        RenditionPublic(url=value.rendition_url(r), width=r.width, height=r.height)
+        for r in value.renditions
+    ]
+    return ImagePublic(
+        url=url,
+        width=value.width,
+        height=value.height,
+        content_type=value.content_type,
+        renditions=renditions,
+    )
+
+
 # --- users -------------------------------------------------------------------
 
 
@@ -190,6 +226,9 @@ class UserUpdate(SQLModel):
 class UserPublic(UserBase):
     id: int
     image_url: str
+    image: ImagePublic | None = None
+
+    _image = field_validator("image", mode="before")(image_public)
 
 
 class UserPrivate(UserPublic):
@@ -249,7 +288,10 @@ class PostPublic(PostBase):
     date_posted: datetime
     updated_at: datetime
     image_url: str | None
+    image: ImagePublic | None = None
     author: UserPublic
+
+    _image = field_validator("image", mode="before")(image_public)
 
 
 class PostsPublic(SQLModel):

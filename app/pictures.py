@@ -69,6 +69,7 @@ async def store_image(session: AsyncSession, storage: Storage, image: ProcessedI
         width=image.width,
         height=image.height,
         filename=image.filename,
+        renditions=image.renditions,
     )
 
 

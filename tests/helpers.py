@@ -110,6 +110,15 @@ async def serve(settings: Settings) -> AsyncIterator[RunningApp]:
         await task
 
 
+RENDITION_KEY = re.compile(r"\.[0-9]+w\.[a-z0-9]+$")
+
+
+async def stored_files(storage: Storage) -> set[str]:
+    """The keys of the files in `storage`, without their smaller renditions
+    (`<key>.<width>w.webp`, stored and deleted with them)."""
+    return {stored.key async for stored in storage.scan() if not RENDITION_KEY.search(stored.key)}
+
+
 # --- accounts ------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ async def test_new_post_is_returned_with_its_author(
         "id": alice.id,
         "username": "alice",
         "image_url": "/static/img/default-avatar.svg",
+        "image": None,
     }
     assert (await client.get(f"/api/posts/{post['id']}")).json() == post
 

@@ -99,6 +99,7 @@ async def test_token_with_right_password_opens_me(
         "username": "alice",
         "email": "alice@example.com",
         "image_url": "/static/img/default-avatar.svg",
+        "image": None,
     }
 
 
@@ -160,6 +161,7 @@ async def test_public_profile_hides_email(client: httpx.AsyncClient, alice: Acco
         "id": alice.id,
         "username": "alice",
         "image_url": "/static/img/default-avatar.svg",
+        "image": None,
     }
 
 

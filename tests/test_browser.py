@@ -90,8 +90,13 @@ async def upload_avatar(page: Page, base: str, avatar: Path, settings: Settings)
     await expect(page.locator(".flash")).to_contain_text("Your account is updated.")
     shown = page.locator(".profile-header img.avatar")
     await expect(shown).to_have_attribute("src", AVATAR_URL)
-    await expect(shown).to_have_js_property("naturalWidth", settings.avatar_size)
-    await expect(shown).to_have_js_property("naturalHeight", settings.avatar_size)
+    # The browser picks the copy that fits 96 CSS pixels from the srcset, and
+    # gets a square picture.
+    await expect(shown).to_have_attribute("srcset", re.compile(rf" {settings.avatar_size}w$"))
+    await expect(shown).to_have_js_property("complete", True)
+    width = await shown.evaluate("image => image.naturalWidth")
+    assert width > 0
+    await expect(shown).to_have_js_property("naturalHeight", width)
 
 
 async def write_post(page: Page, base: str, cover: Path) -> str:
@@ -102,7 +107,12 @@ async def write_post(page: Page, base: str, cover: Path) -> str:
     await page.click("button:has-text('Publish')")
     await expect(page.locator(".flash")).to_contain_text("Your post is published.")
     cover_image = page.locator("article.post img.cover")
-    await expect(cover_image).to_have_js_property("naturalWidth", 40)
+    # Loaded, and square like the picture chosen (a srcset makes the natural
+    # size the displayed one, so the shape is what is checked).
+    await expect(cover_image).to_have_js_property("complete", True)
+    width = await cover_image.evaluate("image => image.naturalWidth")
+    assert width > 0
+    await expect(cover_image).to_have_js_property("naturalHeight", width)
     return page.url
 
 
@@ -144,8 +154,13 @@ async def test_whole_flow_with_javascript(
     await page.click("form.form button[type=submit]")
     await expect(page.locator(".flash")).to_contain_text("Your account is updated.")
     avatar = page.locator(".profile-header img.avatar")
-    await expect(avatar).to_have_js_property("naturalWidth", server_settings.avatar_size)
-    await expect(avatar).to_have_js_property("naturalHeight", server_settings.avatar_size)
+    await expect(avatar).to_have_attribute(
+        "srcset", re.compile(rf" {server_settings.avatar_size}w$")
+    )
+    await expect(avatar).to_have_js_property("complete", True)
+    width = await avatar.evaluate("image => image.naturalWidth")
+    assert width > 0
+    await expect(avatar).to_have_js_property("naturalHeight", width)
     await screenshot(page, "account")
 
     post_url = await write_post(page, base, images["cover"])

@@ -17,13 +17,23 @@ from app.config import Settings
 from app.images import POST_COVER, ImagePreset, ProcessedImage
 from app.workers import ImageWorkers
 from tests import pictures
-from tests.helpers import Account, RunningApp, create_post, csrf_from, page_login, running, sign_up
+from tests.helpers import (
+    Account,
+    RunningApp,
+    create_post,
+    csrf_from,
+    page_login,
+    running,
+    sign_up,
+    stored_files,
+)
 
 KEY = re.compile(r"(avatars|posts)/[A-Za-z0-9_-]+\.webp")
 
 
 async def stored_keys(server: RunningApp) -> set[str]:
-    return {stored.key async for stored in server.app.state.storage.scan()}
+    """The files stored, each counted once with its renditions."""
+    return await stored_files(server.storage)
 
 
 async def upload(
@@ -268,7 +278,11 @@ async def test_picture_routes_check_row_then_owner(
 def shows(html: str, key: str, size: str) -> bool:
     """Whether the page has an <img> of this stored object, with these size attributes.
     (Local media URLs are /media/<key>; S3 ones are presigned and differ each time.)"""
-    return re.search(rf'src="[^"]*/{re.escape(key)}[^"]*" {size}', html) is not None
+    wanted = " ".join(size.split())
+    return any(
+        re.search(rf'src="[^"]*/{re.escape(key)}[^"]*"', tag) and wanted in " ".join(tag.split())
+        for tag in re.findall(r"<img[^>]+>", html)
+    )
 
 
 async def account_form_upload(browser: httpx.AsyncClient, data: bytes) -> httpx.Response:
@@ -415,3 +429,51 @@ async def test_a_full_queue_is_a_503_with_retry_after(
     assert response.headers["retry-after"] == "5"
     assert "try again in a moment" in response.json()["detail"]
     assert await stored_keys(server) == set()
+
+
+# --- renditions ------------------------------------------------------------------------
+
+
+async def test_renditions_are_made_served_and_deleted_with_their_picture(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    picture = await client.patch(
+        f"/api/users/{alice.id}/picture",
+        files={"file": ("me.jpg", pictures.jpeg(600, 400), "image/jpeg")},
+        headers=alice.headers,
+    )
+    post = await create_post(client, alice)
+    cover = await client.patch(
+        f"/api/posts/{post['id']}/image",
+        files={"file": ("wide.jpg", pictures.jpeg(2000, 1000), "image/jpeg")},
+        headers=alice.headers,
+    )
+    small = await client.patch(
+        f"/api/posts/{(await create_post(client, alice))['id']}/image",
+        files={"file": ("small.jpg", pictures.jpeg(600, 300), "image/jpeg")},
+        headers=alice.headers,
+    )
+    expected = [
+        (picture.json()["image"], [(64, 64), (128, 128), (256, 256)]),
+        (cover.json()["image"], [(480, 240), (960, 480), (1600, 800)]),
+        # Never enlarged: only the copy narrower than the picture itself.
+        (small.json()["image"], [(480, 240), (600, 300)]),
+    ]
+    for image, sizes in expected:
+        copies = [*image["renditions"], image]
+        assert [(copy["width"], copy["height"]) for copy in copies] == sizes
+        assert image["content_type"] == "image/webp"
+        for copy in copies:
+            served = await client.get(copy["url"])
+            assert served.status_code == 200
+            assert Image.open(io.BytesIO(served.content)).size == (copy["width"], copy["height"])
+    assert cover.json()["image_url"] == cover.json()["image"]["url"]
+    total = sum(len(sizes) for _image, sizes in expected)
+    assert len({stored.key async for stored in server.storage.scan()}) == total
+
+    page = (await client.get(f"/posts/{post['id']}")).text
+    assert " 480w, " in page
+    assert 'sizes="(max-width: 760px) 100vw, 720px"' in page
+    assert 'loading="lazy"' in (await client.get("/")).text
+    await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+    assert [stored async for stored in server.storage.scan()] == []

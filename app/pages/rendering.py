@@ -13,8 +13,10 @@ from itsdangerous import BadData
 from pydantic import ValidationError
 
 from app.config import Settings, app_settings
+from app.models import ImagePublic
 from app.pages.auth import csrf_token, set_csrf_cookie
 from app.security import serializer
+from app.storage import StoredFile
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 FLASH_COOKIE = "flash"
@@ -36,6 +38,22 @@ def _format_date(value: datetime) -> str:
 
 
 templates.env.filters["date"] = _format_date
+
+
+def _srcset(image: StoredFile | ImagePublic | None) -> str:
+    """For <img srcset>: each copy of a picture with its width ("" if none can be shown)."""
+    if isinstance(image, ImagePublic):
+        copies = [(r.url, r.width) for r in image.renditions] + [(image.url, image.width)]
+        return ", ".join(f"{url} {width}w" for url, width in copies)
+    if isinstance(image, StoredFile):
+        try:
+            return image.srcset
+        except LookupError:
+            return ""
+    return ""
+
+
+templates.env.filters["srcset"] = _srcset
 
 
 @dataclass(frozen=True)

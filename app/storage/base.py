@@ -14,7 +14,8 @@ CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 Data = bytes | AsyncIterable[bytes]
 
-_KEY = re.compile(r"[a-z0-9-]+/[A-Za-z0-9_-]+\.[a-z0-9]+")
+# `<kind>/<random>.<ext>`, and for a smaller rendition `<kind>/<random>.<width>w.<ext>`.
+_KEY = re.compile(r"[a-z0-9-]+/[A-Za-z0-9_-]+(\.[0-9]+w)?\.[a-z0-9]+")
 _PART = re.compile(r"[a-z0-9-]+")
 
 
@@ -69,6 +70,12 @@ def new_key(kind: str, extension: str) -> str:
     if not _PART.fullmatch(kind) or not _PART.fullmatch(extension):
         raise ValueError(f"invalid key parts: {kind!r}, {extension!r}")
     return f"{kind}/{secrets.token_urlsafe(18)}.{extension}"
+
+
+def rendition_key(key: str, width: int) -> str:
+    """The key of a smaller rendition of `key`'s image: beside it, its width in the name."""
+    stem, extension = check_key(key).rsplit(".", 1)
+    return f"{stem}.{width}w.{extension}"
 
 
 def check_key(key: str) -> str:

@@ -17,6 +17,17 @@ from sqlalchemy.types import TypeDecorator
 from app.storage.registry import get_storage
 
 
+class Rendition(BaseModel):
+    """A smaller copy of a stored image, kept with it and deleted with it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    width: int
+    height: int
+    size: int
+
+
 class StoredFile(BaseModel):
     """A stored file as the application sees it. Immutable: replace it, don't edit it."""
 
@@ -30,10 +41,27 @@ class StoredFile(BaseModel):
     height: int | None = None
     # What the user called it; metadata only, never part of the key.
     filename: str | None = None
+    # Smaller copies of an image, smallest first; the file itself is the largest.
+    renditions: tuple[Rendition, ...] = ()
 
     @property
     def url(self) -> str:
         return get_storage(self.storage).url(self.key)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The file's key and its renditions' keys: every object it stands for."""
+        return (self.key, *(rendition.key for rendition in self.renditions))
+
+    def rendition_url(self, rendition: Rendition) -> str:
+        return get_storage(self.storage).url(rendition.key)
+
+    @property
+    def srcset(self) -> str:
+        """For <img srcset>: every rendition and the file, each with its width."""
+        sizes = [(self.rendition_url(r), r.width) for r in self.renditions]
+        sizes.append((self.url, self.width or 0))
+        return ", ".join(f"{url} {width}w" for url, width in sizes)
 
 
 class FileType(TypeDecorator[StoredFile]):

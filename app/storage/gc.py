@@ -34,7 +34,7 @@ async def referenced_keys(session: AsyncSession, metadata: MetaData, storage_nam
                 result = await session.stream_scalars(select(column).where(column.is_not(None)))
                 async for stored in result:
                     if isinstance(stored, StoredFile) and stored.storage == storage_name:
-                        keys.add(stored.key)
+                        keys.update(stored.keys)
     return keys
 
 

@@ -27,7 +27,7 @@ The same events note whether the transaction has written anything, which
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -36,8 +36,8 @@ from sqlalchemy.orm import Mapper, ORMExecuteState, SessionTransaction, UOWTrans
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.storage.base import Data, Storage, StorageError, new_key
-from app.storage.fields import FileType, StoredFile
+from app.storage.base import Data, Storage, StorageError, new_key, rendition_key
+from app.storage.fields import FileType, Rendition, StoredFile
 from app.storage.registry import get_storage
 
 logger = logging.getLogger(__name__)
@@ -62,20 +62,29 @@ async def store_file(
     width: int | None = None,
     height: int | None = None,
     filename: str | None = None,
+    renditions: Sequence[tuple[bytes, int, int]] = (),
 ) -> StoredFile:
-    """Upload a new object under a fresh key and tie it to the session's transaction."""
+    """Upload a new object under a fresh key, and its smaller `renditions`
+    (data, width, height) beside it, tied to the session's transaction."""
     key = new_key(kind, extension)
-    size = await storage.save(key, data, content_type)
-    stored = StoredFile(
-        key=key,
-        storage=storage.name,
-        content_type=content_type,
-        size=size,
-        width=width,
-        height=height,
-        filename=filename,
+    planned = [
+        Rendition(key=rendition_key(key, width), width=width, height=height, size=len(data))
+        for data, width, height in renditions
+    ]
+    # Remembered before the first byte is sent: if an upload fails halfway,
+    # the rollback deletes whatever of it was stored.
+    provisional = StoredFile(
+        key=key, storage=storage.name, content_type=content_type, size=0, renditions=tuple(planned)
     )
-    session.info.setdefault(UPLOADED, []).append(stored)
+    uploaded: list[StoredFile] = session.info.setdefault(UPLOADED, [])
+    uploaded.append(provisional)
+    for rendition, (rendition_data, _width, _height) in zip(planned, renditions, strict=True):
+        await storage.save(rendition.key, rendition_data, content_type)
+    size = await storage.save(key, data, content_type)
+    stored = provisional.model_copy(
+        update={"size": size, "width": width, "height": height, "filename": filename}
+    )
+    uploaded[uploaded.index(provisional)] = stored
     return stored
 
 
@@ -126,10 +135,11 @@ class FileSession(AsyncSession):
 async def delete_due_files(session: AsyncSession) -> None:
     due: list[StoredFile] = session.info.pop(DUE, [])
     for file in due:
-        try:
-            await get_storage(file.storage).delete(file.key)
-        except (StorageError, LookupError) as exc:
-            logger.warning("Left %s for the garbage collector: %s", file.key, exc)
+        for key in file.keys:
+            try:
+                await get_storage(file.storage).delete(key)
+            except (StorageError, LookupError) as exc:
+                logger.warning("Left %s for the garbage collector: %s", key, exc)
 
 
 # --- the synchronous part: session events ----------------------------------------

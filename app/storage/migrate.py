@@ -74,10 +74,11 @@ async def migrate_files(
                 await session.commit()
             # The rows point at the copies now: the sources can go.
             for file in moved:
-                try:
-                    await get_storage(file.storage).delete(file.key)
-                except StorageError as exc:
-                    logger.warning("Left %s for the garbage collector: %s", file.key, exc)
+                for key in file.keys:
+                    try:
+                        await get_storage(file.storage).delete(key)
+                    except StorageError as exc:
+                        logger.warning("Left %s for the garbage collector: %s", key, exc)
             report.moved += len(moved)
             if moved:
                 progress(f"{table.name}: {len(moved)} files moved to {target.name}")
@@ -88,9 +89,12 @@ async def migrate_files(
 
 
 async def _copy(file: StoredFile, target: Storage, report: MigrationReport) -> StoredFile:
-    data = await get_storage(file.storage).read(file.key)
-    try:
-        await target.save(file.key, data, file.content_type)
-    except ObjectExists:
-        report.already_there += 1
+    """The file and its renditions copied to `target`, as the row will name them."""
+    source = get_storage(file.storage)
+    for key in file.keys:
+        data = await source.read(key)
+        try:
+            await target.save(key, data, file.content_type)
+        except ObjectExists:
+            report.already_there += 1
     return file.model_copy(update={"storage": target.name})
