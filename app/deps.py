@@ -9,7 +9,7 @@ look up what `SessionDep` or `PageUser` gives and how.
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
   `OwnPagePost`, `OwnAccount`.
 - Parameters shared by the API and the pages: `PostId`, `UserId`, `Limit`,
-  `Cursor`, `FormText`, `FormFile`, `Fragment`, `ImageUpload`.
+  `Cursor`, `FormText`, `FormFile`, `FormFiles`, `Fragment`, `ImageUpload`.
 
 Settings are loaded once, when the app is made (`create_app`), and read from
 the app: `SettingsDep` in a route, `app_settings(request)` in the helpers
@@ -84,6 +84,8 @@ FormText = Annotated[str, Form(), AfterValidator(_encodable)]
 # A form's file input: None when the form has none (an empty input still sends
 # a part without a filename: see `chosen_file` in app/pages/rendering.py).
 FormFile = Annotated[UploadFile | None, File()]
+# A form's input with `multiple`: the files chosen (empty parts for none).
+FormFiles = Annotated[list[UploadFile] | None, File()]
 # ?fragment=1 asks a list page for just its cards and pager, for "Load more" in place.
 Fragment = Annotated[bool, Query()]
 # The API's upload parameter (multipart field `file`).

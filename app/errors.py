@@ -41,4 +41,6 @@ def human_size(size: int) -> str:
     """A byte count for messages: "10 MB", "300 KB"."""
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.0f} MB"
-    return f"{size / 1024:.0f} KB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} bytes"

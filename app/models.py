@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 from pydantic import EmailStr, field_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Column, DateTime, Dialect, Index, Text
+from sqlalchemy import Column, DateTime, Dialect, Index, Text, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
-from app.storage import FileType, StoredFile
+from app.storage import FileListType, FileType, StoredFile
 
 DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
 
@@ -22,6 +22,7 @@ DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
 # the id of any row, and sent to the database it would fail there (a 500), so
 # parameters and tokens refuse it first.
 MAX_ID = 2**31 - 1
+MAX_ATTACHMENTS = 5
 
 # Named constraints let later migrations drop or alter them by name, which
 # SQLite's table rebuilds (Alembic batch mode) need.
@@ -264,12 +265,32 @@ class Post(PostBase, table=True):
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     # An optional cover picture.
     image: StoredFile | None = Field(default=None, sa_type=FileType)
+    # Up to MAX_ATTACHMENTS files (PDF or images), downloaded as they were sent.
+    attachments: list[StoredFile] = Field(
+        default_factory=list,
+        sa_type=FileListType,
+        sa_column_kwargs={"server_default": text("'[]'")},
+    )
 
     author: User = Relationship(back_populates="posts", sa_relationship_kwargs={"lazy": "raise"})
 
     @property
     def image_url(self) -> str | None:
         return file_url(self.image)
+
+    @property
+    def attachments_public(self) -> list["AttachmentPublic"]:
+        """The attachments as the API shows them, each with its download URL."""
+        return [
+            AttachmentPublic(
+                id=file.id or "",
+                filename=file.filename,
+                content_type=file.content_type,
+                size=file.size,
+                url=f"/api/posts/{self.id}/attachments/{file.id}",
+            )
+            for file in self.attachments
+        ]
 
 
 class PostCreate(PostBase):
@@ -283,12 +304,24 @@ class PostUpdate(SQLModel):
     _clean = field_validator("title", "content", mode="before")(clean_text)
 
 
+class AttachmentPublic(SQLModel):
+    id: str
+    filename: str | None
+    content_type: str
+    size: int
+    # Downloads as a file named `filename` (Content-Disposition: attachment).
+    url: str
+
+
 class PostPublic(PostBase):
     id: int
     date_posted: datetime
     updated_at: datetime
     image_url: str | None
     image: ImagePublic | None = None
+    attachments: list[AttachmentPublic] = Field(
+        default_factory=list, validation_alias="attachments_public"
+    )
     author: UserPublic
 
     _image = field_validator("image", mode="before")(image_public)

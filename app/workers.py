@@ -16,13 +16,17 @@ import contextlib
 import dataclasses
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fastapi import UploadFile
 
 from app.errors import AppError
 from app.images import ImagePreset, ProcessedImage, process
 from app.uploads import check_upload_size, display_filename
+
+T = TypeVar("T")
 
 # Linux's per-thread nice value for image threads: see _lower_priority.
 IMAGE_THREAD_NICENESS = 10
@@ -67,24 +71,29 @@ class ImageWorkers:
         """Check the upload's size, then make `preset` of it in a worker thread,
         one image at a time for each `user`."""
         await check_upload_size(upload, self.max_upload_bytes)
+        image = await self.call(process, upload.file, preset, user=user)
+        return dataclasses.replace(image, filename=display_filename(upload.filename))
+
+    async def call(self, function: Callable[..., T], *args: Any, user: int) -> T:
+        """`function(*args)` in an image thread, one at a time for each `user`
+        (pictures, and checking an attachment's bytes)."""
         lock = self.users.setdefault(user, asyncio.Lock())
         self.waiting[user] = self.waiting.get(user, 0) + 1
         try:
             async with lock:
-                image = await self._run(upload, preset)
+                return await self._submit(function, *args)
         finally:
             self.waiting[user] -= 1
             if not self.waiting[user]:
                 del self.waiting[user], self.users[user]
-        return dataclasses.replace(image, filename=display_filename(upload.filename))
 
-    async def _run(self, upload: UploadFile, preset: ImagePreset) -> ProcessedImage:
+    async def _submit(self, function: Callable[..., T], *args: Any) -> T:
         if self.queued >= self.max_queued:
             raise ImagesBusy
         self.queued += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, process, upload.file, preset)
+            return await loop.run_in_executor(self.executor, function, *args)
         finally:
             self.queued -= 1
 

@@ -13,7 +13,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import app.models  # registers the tables on SQLModel.metadata
 from app.config import get_settings
-from app.storage import FileType
+from app.storage import FileListType, FileType
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -44,6 +44,9 @@ def render_item(kind: str, obj: object, autogen_context: AutogenContext) -> str 
     if isinstance(obj, FileType):
         autogen_context.imports.add("import app.storage")
         return "app.storage.FileType()"
+    if isinstance(obj, FileListType):
+        autogen_context.imports.add("import app.storage")
+        return "app.storage.FileListType()"
     return False
 
 

@@ -1,8 +1,10 @@
 """JSON routes for posts."""
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
 
-from app import pictures, posts
+from fastapi import APIRouter, File, Path, Request, Response, UploadFile, status
+
+from app import attachments, pictures, posts
 from app.deps import (
     CurrentUser,
     Cursor,
@@ -15,9 +17,17 @@ from app.deps import (
     StorageDep,
 )
 from app.images import POST_COVER
-from app.models import Post, PostCreate, PostPublic, PostsPublic, PostUpdate
+from app.models import (
+    AttachmentPublic,
+    Post,
+    PostCreate,
+    PostPublic,
+    PostsPublic,
+    PostUpdate,
+)
 from app.pagination import write_cursor
 from app.posts import PostPage
+from app.storage import get_storage
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
@@ -88,3 +98,55 @@ async def remove_image(post: OwnPost, session: SessionDep) -> Post:
     """Remove your post's cover image."""
     await pictures.set_image(session, post, None)
     return post
+
+
+AttachmentId = Annotated[str, Path(max_length=32, description="The attachment's id.")]
+
+
+@router.post(
+    "/{post_id}/attachments",
+    response_model=AttachmentPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+async def add_attachment(
+    post: OwnPost,
+    file: Annotated[UploadFile, File(description="A PDF, JPEG, PNG, WebP or GIF file.")],
+    session: SessionDep,
+    images: ImagesDep,
+    storage: StorageDep,
+) -> AttachmentPublic:
+    """Attach a file to your post (at most 5 per post), kept as it was sent."""
+    (checked,) = await attachments.check_attachments(
+        session, images, post, [file], owner=post.author
+    )
+    stored = await attachments.store_attachment(session, storage, checked)
+    await attachments.add_attachments(session, post, [stored])
+    return post.attachments_public[-1]
+
+
+@router.get("/{post_id}/attachments/{attachment_id}", response_class=Response)
+async def download_attachment(
+    post_id: PostId, attachment_id: AttachmentId, session: SessionDep
+) -> Response:
+    """The attached file, as a download under the name it was sent with."""
+    post = await posts.get_post(session, post_id)
+    file = attachments.find_attachment(post, attachment_id)
+    data = await get_storage(file.storage).read(file.key)
+    fallback = f"attachment.{file.key.rsplit('.', 1)[-1]}"
+    return Response(
+        data,
+        media_type=file.content_type,
+        headers={
+            "Content-Disposition": attachments.content_disposition(file.filename, fallback),
+            # Never sniffed into something a browser would run.
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.delete("/{post_id}/attachments/{attachment_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_attachment(
+    post: OwnPost, attachment_id: AttachmentId, session: SessionDep
+) -> None:
+    """Remove an attachment from your post; its file is deleted."""
+    await attachments.remove_attachment(session, post, attachment_id)

@@ -1,5 +1,6 @@
 """Pages for reading and writing posts."""
 
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -8,11 +9,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app import attachments as attachments_service
 from app import posts, users
+from app.attachments import CheckedUpload, add_attachments, check_attachments, store_attachment
 from app.deps import (
     PAGE_DEPENDENCIES,
     Cursor,
     FormFile,
+    FormFiles,
     FormText,
     Fragment,
     ImagesDep,
@@ -28,8 +32,9 @@ from app.images import POST_COVER, ProcessedImage
 from app.models import Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import write_cursor
-from app.pictures import prepare_image, replace_image, store_image
+from app.pictures import prepare_image, set_image, store_image
 from app.posts import PostPage
+from app.storage import StoredFile
 from app.uploads import UploadRejected
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
@@ -92,28 +97,51 @@ async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
     return _post_form(request, None, {"title": "", "content": ""})
 
 
-async def _validate(
+@dataclass
+class CheckedForm:
+    """A post form's fields, its processed cover and its checked attachments,
+    or the errors to show beside them."""
+
+    data: PostCreate | None = None
+    cover: ProcessedImage | None = None
+    attachments: list[CheckedUpload] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def _check(
     session: AsyncSession,
     images: ImagesDep,
+    post: Post | None,
     owner: User,
     values: dict[str, str],
     image: UploadFile | None,
-) -> tuple[PostCreate | None, ProcessedImage | None, dict[str, str]]:
-    """The post's fields and its processed cover image (if a file was chosen), or the
-    errors to show beside them. Nothing is written here, so a refused form leaves
-    nothing behind."""
+    files: list[UploadFile],
+) -> CheckedForm:
+    """Everything the form sent, checked before anything is written, so that a
+    refused form leaves nothing behind."""
     try:
         data = PostCreate.model_validate(values)
     except ValidationError as exc:
-        return None, None, field_errors(exc)
+        return CheckedForm(errors=field_errors(exc))
+    checked = CheckedForm(data=data)
     upload = chosen_file(image)
-    if upload is None:
-        return data, None, {}
     try:
-        cover = await prepare_image(session, images, upload, POST_COVER, owner=owner)
+        if upload is not None:
+            checked.cover = await prepare_image(session, images, upload, POST_COVER, owner=owner)
     except UploadRejected as exc:
-        return None, None, {"image": exc.detail}
-    return data, cover, {}
+        return CheckedForm(errors={"image": exc.detail})
+    chosen = [file for file in map(chosen_file, files) if file is not None]
+    try:
+        checked.attachments = await check_attachments(session, images, post, chosen, owner=owner)
+    except UploadRejected as exc:
+        return CheckedForm(errors={"attachments": exc.detail})
+    return checked
+
+
+async def _store_attachments(
+    session: AsyncSession, storage: StorageDep, checked: CheckedForm
+) -> list[StoredFile]:
+    return [await store_attachment(session, storage, upload) for upload in checked.attachments]
 
 
 @router.post("/posts/new", response_model=None)
@@ -126,13 +154,17 @@ async def create_post(
     title: FormText = "",
     content: FormText = "",
     image: FormFile = None,
+    attachments: FormFiles = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    data, cover, errors = await _validate(session, images, user, values, image)
-    if data is None:
-        return _post_form(request, None, values, errors)
-    stored = None if cover is None else await store_image(session, storage, cover)
-    post = await posts.create_post(session, user, data, image=stored)
+    checked = await _check(session, images, None, user, values, image, attachments or [])
+    if checked.data is None:
+        return _post_form(request, None, values, checked.errors)
+    # Files are stored before the first write (app/pictures.py says why).
+    cover = None if checked.cover is None else await store_image(session, storage, checked.cover)
+    files = await _store_attachments(session, storage, checked)
+    post = await posts.create_post(session, user, checked.data, image=cover)
+    await add_attachments(session, post, files)
     return redirect(request, f"/posts/{post.id}", "Your post is published.")
 
 
@@ -161,19 +193,29 @@ async def update_post(
     title: FormText = "",
     content: FormText = "",
     image: FormFile = None,
+    attachments: FormFiles = None,
     remove_image: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
-    data, cover, errors = await _validate(session, images, post.author, values, image)
-    if data is None:
-        return _post_form(request, post, values, errors)
-    # The cover is stored before the first write: on SQLite a write holds the
-    # database's one write lock until the commit, and an upload to S3 can take
-    # seconds.
+    checked = await _check(session, images, post, post.author, values, image, attachments or [])
+    if checked.data is None:
+        return _post_form(request, post, values, checked.errors)
+    # Files are stored before the first write (app/pictures.py says why).
+    cover = None if checked.cover is None else await store_image(session, storage, checked.cover)
+    files = await _store_attachments(session, storage, checked)
     if cover or remove_image:
-        await replace_image(session, storage, post, cover)
-    await posts.update_post(session, post, data)
+        await set_image(session, post, cover)
+    await add_attachments(session, post, files)
+    await posts.update_post(session, post, checked.data)
     return redirect(request, f"/posts/{post.id}", "Your post is updated.")
+
+
+@router.post("/posts/{post_id}/attachments/{attachment_id}/delete")
+async def remove_attachment(
+    request: Request, post: OwnPagePost, attachment_id: str, session: SessionDep
+) -> RedirectResponse:
+    await attachments_service.remove_attachment(session, post, attachment_id)
+    return redirect(request, f"/posts/{post.id}/edit", "The attachment is removed.")
 
 
 @router.post("/posts/{post_id}/delete")

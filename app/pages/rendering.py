@@ -13,6 +13,7 @@ from itsdangerous import BadData
 from pydantic import ValidationError
 
 from app.config import Settings, app_settings
+from app.errors import human_size
 from app.models import ImagePublic
 from app.pages.auth import csrf_token, set_csrf_cookie
 from app.security import serializer
@@ -54,6 +55,7 @@ def _srcset(image: StoredFile | ImagePublic | None) -> str:
 
 
 templates.env.filters["srcset"] = _srcset
+templates.env.filters["filesize"] = human_size
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,18 @@
 
 from app.config import Settings
 from app.storage.base import Storage, StorageError, StoredObject
-from app.storage.fields import FileType, StoredFile
+from app.storage.fields import FileListType, FileType, Rendition, StoredFile
 from app.storage.lifecycle import forget_files, store_file
 from app.storage.local import LocalStorage, MediaFiles
 from app.storage.registry import get_storage, register_storage, unregister_storage
 from app.storage.s3 import S3Storage
 
 __all__ = [
+    "FileListType",
     "FileType",
     "LocalStorage",
     "MediaFiles",
+    "Rendition",
     "S3Storage",
     "Storage",
     "StorageError",

@@ -2,6 +2,7 @@
 
     class Post(SQLModel, table=True):
         image: StoredFile | None = Field(default=None, sa_type=FileType)
+        attachments: list[StoredFile] = Field(default_factory=list, sa_type=FileListType)
 
 The bytes live in a storage backend; the row holds a small JSON document
 naming the backend and the key. Deleting or replacing the value in a row is
@@ -43,6 +44,8 @@ class StoredFile(BaseModel):
     filename: str | None = None
     # Smaller copies of an image, smallest first; the file itself is the largest.
     renditions: tuple[Rendition, ...] = ()
+    # Names the file within a list field (FileListType): stable, unlike its place.
+    id: str | None = None
 
     @property
     def url(self) -> str:
@@ -83,3 +86,30 @@ class FileType(TypeDecorator[StoredFile]):
         if value is None:
             return None
         return StoredFile.model_validate(value)
+
+
+class FileListType(TypeDecorator[list[StoredFile]]):
+    """Stores several `StoredFile`s as a JSON list; an empty list when there are none."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        files = [StoredFile.model_validate(item) for item in value or []]
+        return [file.model_dump(mode="json", exclude_none=True) for file in files]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[StoredFile]:
+        return [StoredFile.model_validate(item) for item in value or []]
+
+
+def files_in(value: Any) -> list[StoredFile]:
+    """The files a file field's value holds: none, one, or a list of them."""
+    if isinstance(value, StoredFile):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, StoredFile)]
+    return []
+
+
+def is_file_column(column: Any) -> bool:
+    return isinstance(column.type, FileType | FileListType)

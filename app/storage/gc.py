@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.storage.base import Storage, StoredObject
-from app.storage.fields import FileType, StoredFile
+from app.storage.fields import files_in, is_file_column
 
 
 @dataclass
@@ -30,11 +30,12 @@ async def referenced_keys(session: AsyncSession, metadata: MetaData, storage_nam
     keys: set[str] = set()
     for table in metadata.tables.values():
         for column in table.columns:
-            if isinstance(column.type, FileType):
+            if is_file_column(column):
                 result = await session.stream_scalars(select(column).where(column.is_not(None)))
-                async for stored in result:
-                    if isinstance(stored, StoredFile) and stored.storage == storage_name:
-                        keys.update(stored.keys)
+                async for value in result:
+                    for stored in files_in(value):
+                        if stored.storage == storage_name:
+                            keys.update(stored.keys)
     return keys
 
 

@@ -37,7 +37,7 @@ from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.storage.base import Data, Storage, StorageError, new_key, rendition_key
-from app.storage.fields import FileType, Rendition, StoredFile
+from app.storage.fields import Rendition, StoredFile, files_in, is_file_column
 from app.storage.registry import get_storage
 
 logger = logging.getLogger(__name__)
@@ -150,12 +150,12 @@ def _file_attributes(mapper: Mapper[Any]) -> list[str]:
     return [
         mapper.get_property_by_column(column).key
         for column in mapper.columns
-        if isinstance(column.type, FileType)
+        if is_file_column(column)
     ]
 
 
 def _file_columns(table: Table) -> list[Any]:
-    return [column for column in table.columns if isinstance(column.type, FileType)]
+    return [column for column in table.columns if is_file_column(column)]
 
 
 def _cascading_children(table: Table) -> list[tuple[Table, Any, Any]]:
@@ -197,7 +197,8 @@ def _files_of(
         # so a picture replaced meanwhile cannot be missed.
         statement = select(*columns).where(where).with_for_update()
         for row in session.execute(statement):
-            files.extend(value for value in row if value is not None)
+            for value in row:
+                files.extend(files_in(value))
     return files + _cascaded_files(session, table, where, seen)
 
 
@@ -224,13 +225,16 @@ def _collect_unreferenced(session: Session, _flush: UOWTransaction, _instances: 
     for instance in session.dirty:
         state = inspect(instance)
         for key in _file_attributes(state.mapper):
-            # history.deleted holds the value the row had before this change.
-            unreferenced.extend(old for old in state.attrs[key].history.deleted if old)
+            # history.deleted holds the value the row had before this change;
+            # of a list, only the files the new list no longer holds.
+            history = state.attrs[key].history
+            kept = {file.key for value in history.added for file in files_in(value)}
+            for old in history.deleted:
+                unreferenced.extend(file for file in files_in(old) if file.key not in kept)
     for instance in session.deleted:
         state = inspect(instance)
         for key in _file_attributes(state.mapper):
-            if value := state.dict.get(key):
-                unreferenced.append(value)
+            unreferenced.extend(files_in(state.dict.get(key)))
         table = state.mapper.local_table
         if isinstance(table, Table):
             key_columns = state.mapper.primary_key

@@ -18,7 +18,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.storage.base import ObjectExists, Storage, StorageError
-from app.storage.fields import FileType, StoredFile
+from app.storage.fields import StoredFile, files_in, is_file_column
 from app.storage.registry import get_storage
 
 BATCH_SIZE = 100
@@ -35,7 +35,7 @@ class MigrationReport:
 def _file_tables(metadata: MetaData) -> list[tuple[Table, list[str]]]:
     tables = []
     for table in metadata.sorted_tables:
-        names = [column.name for column in table.columns if isinstance(column.type, FileType)]
+        names = [column.name for column in table.columns if is_file_column(column)]
         if names:
             tables.append((table, names))
     return tables
@@ -61,12 +61,18 @@ async def migrate_files(
             moved: list[StoredFile] = []
             async with sessionmaker() as session:
                 rows = (await session.exec(statement)).all()
-                for row_key, *files in rows:
-                    changes = {}
-                    for name, file in zip(names, files, strict=True):
-                        if isinstance(file, StoredFile) and file.storage != target.name:
-                            changes[name] = await _copy(file, target, report)
-                            moved.append(file)
+                for row_key, *values in rows:
+                    changes: dict[str, object] = {}
+                    for name, value in zip(names, values, strict=True):
+                        elsewhere = [f for f in files_in(value) if f.storage != target.name]
+                        if not elsewhere:
+                            continue
+                        copies = {f.key: await _copy(f, target, report) for f in elsewhere}
+                        moved.extend(elsewhere)
+                        if isinstance(value, StoredFile):
+                            changes[name] = copies[value.key]
+                        else:
+                            changes[name] = [copies.get(f.key, f) for f in files_in(value)]
                     if changes:
                         await session.exec(
                             update(table).where(key_column == row_key).values(changes)
