@@ -10,7 +10,7 @@ from app.config import Settings
 from app.storage import StorageError, get_storage
 from app.storage.migrate import migrate_files
 from tests import pictures
-from tests.helpers import Account, RunningApp, add_account, create_post, running, stored_files
+from tests.helpers import Account, RunningApp, add_account, create_post, running
 from tests.s3server import MotoServer
 
 
@@ -58,8 +58,16 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
         for number in range(3):
             post = await create_post(client, alice, title=f"Post {number}")
             await upload(client, f"/api/posts/{post['id']}/image", alice)
+        attached = await client.post(
+            f"/api/posts/{post['id']}/attachments",
+            files={"file": ("notes.pdf", b"%PDF-1.4 notes", "application/pdf")},
+            headers=alice.headers,
+        )
+        assert attached.status_code == 201
+        download_url = attached.json()["url"]
         local_keys = await keys("local")
-        assert len(await stored_files(get_storage("local"))) == 4
+        # The picture with its two renditions, three covers, one attachment.
+        assert len(local_keys) == 3 + 3 + 1
 
     async with running(s3) as live, live.client() as client:
         # Switched, not moved yet: the old pictures still come from local disk.
@@ -71,7 +79,8 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
 
         # Interrupted: the fifth copy fails (the storage went away). The profile
         # picture and its two renditions were the first three, the first cover
-        # the fourth.
+        # the fourth. (Posts are copied in batches of two, the last one with its
+        # attachment.)
         target = live.storage
         saving = target.save
         saved = 0
@@ -93,11 +102,14 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
         report = await migrate_files(live.sessionmaker, SQLModel.metadata, target, batch_size=2)
         # The profile picture moved before the interruption; of the covers,
         # the first had been copied already (its row not yet pointed at it).
-        assert (report.moved, report.already_there) == (3, 1)
+        assert (report.moved, report.already_there) == (4, 1)
         assert await keys("local") == set()
         assert await keys("s3") == local_keys
         urls = await every_picture_loads(live, client)
         assert not any(url.startswith("/media/") for url in urls)
+        download = await client.get(download_url)
+        assert download.status_code == 200
+        assert download.content == b"%PDF-1.4 notes"
 
         again = await migrate_files(live.sessionmaker, SQLModel.metadata, target)
         assert (again.moved, again.already_there) == (0, 0)
