@@ -1,4 +1,5 @@
-"""Command line: `python -m app seed`, `create-user`, `storage gc` and `storage migrate`."""
+"""Command line: `python -m app seed`, `create-user`, and `storage gc`, `migrate`
+and `regenerate`."""
 
 import argparse
 import asyncio
@@ -17,7 +18,9 @@ from app import posts, users
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
+from app.images import POST_COVER, ImagePreset, avatar_preset
 from app.models import Post, User, UserCreate, utcnow
+from app.pictures import regenerate_renditions
 from app.storage import StorageError, create_storage, create_storages, register_storage
 from app.storage.gc import collect_garbage
 from app.storage.migrate import migrate_files
@@ -176,6 +179,19 @@ async def _storage_migrate(
     )
 
 
+async def _storage_regenerate(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    for storage in create_storages(settings).values():
+        register_storage(storage)
+    presets: list[tuple[type[User] | type[Post], ImagePreset]] = [
+        (User, avatar_preset(settings.avatar_size)),
+        (Post, POST_COVER),
+    ]
+    report = await regenerate_renditions(sessionmaker, presets)
+    print(f"Checked {report.checked} pictures; rebuilt the renditions of {report.rebuilt}.")
+
+
 async def _run(command: str, args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = create_engine(settings.database_url)
@@ -186,6 +202,8 @@ async def _run(command: str, args: argparse.Namespace) -> int:
                 print(f"Seeded {added_users} users and {added_posts} posts.")
                 if added_users:
                     print(f"Demo accounts log in with the password {DEMO_PASSWORD!r}.")
+            elif command == "storage" and args.storage_command == "regenerate":
+                await _storage_regenerate(settings, create_sessionmaker(engine))
             elif command == "storage" and args.storage_command == "migrate":
                 await _storage_migrate(settings, create_sessionmaker(engine), args.to)
             elif command == "storage":
@@ -222,6 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate", help="move every stored file to another backend (safe to run again)"
     )
     migrate.add_argument("--to", required=True, choices=["local", "s3"])
+    storage_commands.add_parser(
+        "regenerate",
+        help="make the renditions that today's settings ask for (safe to run again)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "create-user" and args.password is None:

@@ -234,6 +234,15 @@ def _encode(image: Image.Image, preset: ImagePreset) -> ProcessedImage:
     )
 
 
+def renditions_of(data: bytes, widths: tuple[int, ...]) -> tuple[tuple[bytes, int, int], ...]:
+    """(data, width, height) of smaller copies of a stored image, one per width
+    narrower than it: for rebuilding the renditions of stored pictures."""
+    with Image.open(io.BytesIO(data), formats=["WEBP", *ACCEPTED_FORMATS]) as image:
+        image.load()
+        preset = ImagePreset(kind="", size=max(image.size), crop=False, renditions=widths)
+        return _encode(image, preset).renditions
+
+
 def _webp(image: Image.Image) -> bytes:
     # A fresh image carries no metadata at all: no EXIF, GPS, XMP, comments.
     clean = Image.new(image.mode, image.size)

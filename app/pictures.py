@@ -16,16 +16,24 @@ Routes load the row and check who may change it first (`OwnPost`,
 `OwnAccount`), so the work here is only ever done for its owner.
 """
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from fastapi import UploadFile
+from sqlalchemy import Table, inspect, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import end_read_only_transaction
-from app.images import ImagePreset, ProcessedImage
-from app.models import User, utcnow
-from app.storage import Storage, StoredFile, store_file
+from app.images import ImagePreset, ProcessedImage, renditions_of
+from app.models import Post, User, utcnow
+from app.storage import Rendition, Storage, StoredFile, get_storage, store_file
+from app.storage.base import ObjectExists, rendition_key
 from app.workers import ImageWorkers
 
 
@@ -90,3 +98,85 @@ async def replace_image(
     """Store the image and give it to the row (None: take the row's away)."""
     file = None if image is None else await store_image(session, storage, image)
     await set_image(session, row, file)
+
+
+@dataclass
+class RegenerationReport:
+    checked: int = 0
+    rebuilt: int = 0
+
+
+async def regenerate_renditions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    presets: Sequence[tuple[type[User] | type[Post], ImagePreset]],
+    *,
+    progress: Callable[[str], None] = print,
+    batch_size: int = 50,
+) -> RegenerationReport:
+    """Give every stored picture the renditions its preset asks for today.
+
+    Row by row, in batches: the missing copies are made from the stored
+    picture and uploaded, the row is updated, the batch commits, and only
+    then are the copies no longer wanted deleted. A row whose renditions
+    already match is left alone, so running it again does nothing; a run cut
+    short goes on where it stopped.
+    """
+    report = RegenerationReport()
+    for model, preset in presets:
+        table = inspect(model).local_table
+        assert isinstance(table, Table)
+        key_column, image_column = table.c.id, table.c.image
+        last = 0
+        while True:
+            statement = (
+                select(key_column, image_column)
+                .where(key_column > last, image_column.is_not(None))
+                .order_by(key_column)
+                .limit(batch_size)
+            )
+            unwanted: list[tuple[Storage, str]] = []
+            async with sessionmaker() as session:
+                rows = (await session.exec(statement)).all()
+                for row_id, image in rows:
+                    report.checked += 1
+                    rebuilt = await _rebuild(image, preset, unwanted)
+                    if rebuilt is not None:
+                        await session.exec(
+                            update(table).where(key_column == row_id).values(image=rebuilt)
+                        )
+                        report.rebuilt += 1
+                await session.commit()
+            for storage, key in unwanted:
+                await storage.delete(key)
+            if rows:
+                progress(
+                    f"{table.name}: {report.checked} pictures checked, {report.rebuilt} rebuilt"
+                )
+            if len(rows) < batch_size:
+                break
+            last = rows[-1][0]
+    return report
+
+
+async def _rebuild(
+    image: StoredFile, preset: ImagePreset, unwanted: list[tuple[Storage, str]]
+) -> StoredFile | None:
+    """The picture with the renditions `preset` asks for, or None if it has them."""
+    widths = tuple(w for w in sorted(preset.renditions) if image.width and w < image.width)
+    if tuple(r.width for r in image.renditions) == widths:
+        return None
+    storage = get_storage(image.storage)
+    have = {r.width: r for r in image.renditions}
+    missing = tuple(w for w in widths if w not in have)
+    made = {}
+    if missing:
+        data = await storage.read(image.key)
+        for copy, width, height in await asyncio.to_thread(renditions_of, data, missing):
+            key = rendition_key(image.key, width)
+            # Already there if a run stopped before its commit: the same copy.
+            with contextlib.suppress(ObjectExists):
+                await storage.save(key, copy, image.content_type)
+            made[width] = Rendition(key=key, width=width, height=height, size=len(copy))
+    unwanted.extend((storage, r.key) for r in image.renditions if r.width not in widths)
+    renditions = tuple(have.get(w) or made[w] for w in widths)
+    return image.model_copy(update={"renditions": renditions})

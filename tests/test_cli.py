@@ -51,3 +51,16 @@ def test_create_user_with_bad_email_explains_why(
     args = ["create-user", "--username", "x", "--email", "nope", "--password", "s3cret-pass"]
     assert main(args) == 1
     assert "email" in capsys.readouterr().err
+
+
+def test_storage_commands_explain_what_they_did(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["seed"]) == 0
+    capsys.readouterr()
+    assert main(["storage", "regenerate"]) == 0
+    assert "Checked 0 pictures; rebuilt the renditions of 0." in capsys.readouterr().out
+    assert main(["storage", "migrate", "--to", "local"]) == 0
+    assert "Moved 0 files to local" in capsys.readouterr().out
+    assert main(["storage", "migrate", "--to", "s3"]) == 1
+    assert "--to s3 needs that backend's settings" in capsys.readouterr().err

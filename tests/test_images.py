@@ -15,6 +15,8 @@ from PIL import Image
 from app import workers as workers_module
 from app.config import Settings
 from app.images import POST_COVER, ImagePreset, ProcessedImage
+from app.models import User
+from app.pictures import regenerate_renditions
 from app.workers import ImageWorkers
 from tests import pictures
 from tests.helpers import (
@@ -477,3 +479,31 @@ async def test_renditions_are_made_served_and_deleted_with_their_picture(
     assert 'loading="lazy"' in (await client.get("/")).text
     await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
     assert [stored async for stored in server.storage.scan()] == []
+
+
+async def test_regenerate_makes_the_renditions_todays_settings_ask_for(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    picture = await client.patch(
+        f"/api/users/{alice.id}/picture",
+        files={"file": ("me.jpg", pictures.jpeg(600, 400), "image/jpeg")},
+        headers=alice.headers,
+    )
+    assert [r["width"] for r in picture.json()["image"]["renditions"]] == [64, 128]
+    before = {stored.key async for stored in server.storage.scan()}
+
+    # The sizes change: 100 and 200 pixels instead of 64 and 128.
+    changed = ImagePreset(kind="avatars", size=256, crop=True, renditions=(100, 200))
+    report = await regenerate_renditions(server.sessionmaker, [(User, changed)], progress=print)
+    assert (report.checked, report.rebuilt) == (1, 1)
+    image = (await client.get("/api/users/me", headers=alice.headers)).json()["image"]
+    assert [(r["width"], r["height"]) for r in image["renditions"]] == [(100, 100), (200, 200)]
+    for rendition in image["renditions"]:
+        served = await client.get(rendition["url"])
+        assert Image.open(io.BytesIO(served.content)).size == (rendition["width"],) * 2
+    after = {stored.key async for stored in server.storage.scan()}
+    assert len(after) == 3
+    assert len(after & before) == 1  # the picture itself; the old copies are gone
+
+    again = await regenerate_renditions(server.sessionmaker, [(User, changed)], progress=print)
+    assert (again.checked, again.rebuilt) == (1, 0)
