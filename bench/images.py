@@ -181,19 +181,41 @@ def reset_peak_rss(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # Linux: restart VmHWM from now
 
 
-async def bench_memory(url: str, pid: int, data: bytes) -> dict[str, float]:
+async def bench_memory(url: str, pid: int, uploads: list[bytes]) -> list[dict[str, float]]:
+    """The server's RSS when idle and its peak while each upload is processed
+    (accepted or refused: a refusal must cost no memory either)."""
+    results = []
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         headers, (post_id, *_others) = await sign_up(client)
         small = {"file": ("warm.jpg", photo(800, 600, 90), "image/jpeg")}
         await client.patch(f"/api/posts/{post_id}/image", files=small, headers=headers)
-        await asyncio.sleep(0.5)
-        idle = rss_kib(pid, "VmRSS")
-        reset_peak_rss(pid)
-        files = {"file": ("big.jpg", data, "image/jpeg")}
-        response = await client.patch(f"/api/posts/{post_id}/image", files=files, headers=headers)
-        response.raise_for_status()
-        peak = rss_kib(pid, "VmHWM")
-    return {"idle_mib": idle / 1024, "peak_mib": peak / 1024, "delta_mib": (peak - idle) / 1024}
+        for data in uploads:
+            await asyncio.sleep(0.5)
+            idle = rss_kib(pid, "VmRSS")
+            reset_peak_rss(pid)
+            files = {"file": ("upload", data, "application/octet-stream")}
+            response = await client.patch(
+                f"/api/posts/{post_id}/image", files=files, headers=headers
+            )
+            if response.status_code not in (200, 422):
+                response.raise_for_status()
+            peak = rss_kib(pid, "VmHWM")
+            results.append(
+                {
+                    "idle_mib": idle / 1024,
+                    "peak_mib": peak / 1024,
+                    "delta_mib": (peak - idle) / 1024,
+                    "status": response.status_code,
+                }
+            )
+    return results
+
+
+def wide_webp() -> bytes:
+    """A few tens of KB that decode to 16383x2441 pixels (40 megapixels)."""
+    output = io.BytesIO()
+    Image.new("RGB", (16383, 2441), (200, 30, 30)).save(output, "WEBP", quality=50)
+    return output.getvalue()
 
 
 def ten_megabyte_photo() -> bytes:
@@ -217,12 +239,20 @@ def main() -> None:
     with running_server() as (url, _pid):
         stall = asyncio.run(bench_stall(url, twelve_mp))
     with running_server() as (url, pid):
-        memory = asyncio.run(bench_memory(url, pid, big))
+        memory, wide = asyncio.run(bench_memory(url, pid, [big, wide_webp()]))
 
     rows = [
-        ("avatar from 12 MP JPEG: this pipeline", f"{pipeline['ours'] * 1000:.0f} ms", ""),
-        ("avatar from 12 MP JPEG: straightforward", f"{pipeline['naive'] * 1000:.0f} ms", ""),
-        ("  ratio (target <= 0.40)", f"{pipeline['ours'] / pipeline['naive']:.2f}x", ""),
+        (
+            "avatar from 12 MP JPEG: this pipeline",
+            f"{pipeline['ours'] * 1000:.0f} ms",
+            "with its 64 and 128 px renditions",
+        ),
+        (
+            "avatar from 12 MP JPEG: straightforward",
+            f"{pipeline['naive'] * 1000:.0f} ms",
+            "one size",
+        ),
+        ("  ratio (target <= 0.60)", f"{pipeline['ours'] / pipeline['naive']:.2f}x", ""),
         ("GET /health p99, idle", f"{stall['idle_p99'] * 1000:.1f} ms", ""),
         (
             "GET /health p99, 4 uploads of 12 MP",
@@ -233,6 +263,12 @@ def main() -> None:
         ("server RSS, idle", f"{memory['idle_mib']:.0f} MiB", ""),
         ("server RSS, peak during one 10 MB upload", f"{memory['peak_mib']:.0f} MiB", ""),
         ("  above idle (target <= 64 MiB)", f"{memory['delta_mib']:.0f} MiB", ""),
+        (
+            "server RSS, peak during a 16383x2441 WebP",
+            f"{wide['peak_mib']:.0f} MiB",
+            f"answered {wide['status']:.0f}",
+        ),
+        ("  above idle (target <= 250 MiB)", f"{wide['delta_mib']:.0f} MiB", ""),
     ]
     width = max(len(row[0]) for row in rows)
     for name, value, note in rows:
