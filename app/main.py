@@ -39,7 +39,7 @@ from app.middleware import (
     HeadAsGetMiddleware,
     SecurityHeadersMiddleware,
 )
-from app.models import UserPrivate
+from app.models import MAX_ID, Post, User, UserPrivate
 from app.pages import accounts as account_pages
 from app.pages import posts as post_pages
 from app.pages.auth import LOGIN_COOKIE, LoginRequired
@@ -131,6 +131,22 @@ async def _error_page(request: Request, status_code: int, message: str) -> Respo
     title = ERROR_TITLES.get(status_code, "Error")
     context = {"status_code": status_code, "title": title, "message": message}
     return render(request, "error.html", context, status_code=status_code)
+
+
+async def _deleted_meanwhile(request: Request) -> str | None:
+    """ "Post not found." (or user) when the row the address names no longer
+    exists; None when it does, or when the address names none."""
+    for parameter, model, message in (
+        ("post_id", Post, "Post not found."),
+        ("user_id", User, "User not found."),
+    ):
+        value = str(request.path_params.get(parameter, ""))
+        if value.isdigit() and int(value) <= MAX_ID:
+            async with request.app.state.sessionmaker() as session:
+                if await session.get(model, int(value)) is None:
+                    return message
+            return None
+    return None
 
 
 async def _logged_in_user(request: Request) -> UserPrivate | None:
@@ -246,7 +262,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def changed_meanwhile(request: Request, _exc: StaleDataError) -> Response:
         # Another request updated or deleted the row after this one loaded it
         # (see `updated_at_column` in models.py). The transaction is rolled
-        # back, so whatever this request stored is deleted again.
+        # back, so whatever this request stored is deleted again. If the row
+        # of the address is gone, that is what the client is told: a 404.
+        missing = await _deleted_meanwhile(request)
+        if missing is not None:
+            if _is_api(request):
+                return JSONResponse({"detail": missing}, status_code=404)
+            return await _error_page(request, 404, missing)
         return await changed_meanwhile_response(request)
 
     @app.exception_handler(LoginRequired)

@@ -1,9 +1,13 @@
 """The post routes of the JSON API, as a client sees them."""
 
+from typing import Any
+
 import httpx
 import pytest
 
-from tests.helpers import Account, create_post
+from app import posts
+from app.models import Post
+from tests.helpers import Account, RunningApp, create_post
 
 
 async def _post_count(client: httpx.AsyncClient) -> int:
@@ -181,3 +185,26 @@ async def test_author_can_delete_post(client: httpx.AsyncClient, alice: Account)
     assert response.status_code == 204
     assert (await client.get(f"/api/posts/{post['id']}")).status_code == 404
     assert await _post_count(client) == 0
+
+
+async def test_a_change_racing_a_delete_is_a_404(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post is deleted by another request after this one loaded it."""
+    post = await create_post(client, alice)
+    updating = posts.update_post
+
+    async def deleted_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        async with server.sessionmaker() as session:
+            row = await session.get(Post, post["id"])
+            assert row is not None
+            await posts.delete_post(session, row)
+            await session.commit()
+        return await updating(*args, **kwargs)
+
+    monkeypatch.setattr(posts, "update_post", deleted_meanwhile)
+    response = await client.patch(
+        f"/api/posts/{post['id']}", json={"title": "Too late"}, headers=alice.headers
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Post not found."}
