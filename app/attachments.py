@@ -29,6 +29,8 @@ from app.workers import ImageWorkers
 PDF = ("application/pdf", "pdf")
 IMAGES = {
     "JPEG": ("image/jpeg", "jpg"),
+    # A JPEG with more than one picture in it, as many cameras and phones write.
+    "MPO": ("image/jpeg", "jpg"),
     "PNG": ("image/png", "png"),
     "WEBP": ("image/webp", "webp"),
     "GIF": ("image/gif", "gif"),
@@ -56,15 +58,17 @@ def identify(source: BinaryIO) -> tuple[str, str]:
         return PDF
     source.seek(0)
     try:
-        with Image.open(source, formats=list(IMAGES)) as image:
-            image_format = image.format
+        # Opened as one of these; a JPEG may turn out to be an MPO.
+        with Image.open(source, formats=["JPEG", "PNG", "WEBP", "GIF"]) as image:
+            accepted = IMAGES.get(image.format or "")
             image.verify()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise AttachmentRejected(f"This file is not one we accept. {ACCEPTED}") from None
+        accepted = None
     finally:
         source.seek(0)
-    assert image_format is not None
-    return IMAGES[image_format]
+    if accepted is None:
+        raise AttachmentRejected(f"This file is not one we accept. {ACCEPTED}")
+    return accepted
 
 
 async def check_attachments(

@@ -131,8 +131,10 @@ def _decode_bytes(image: Image.Image) -> int:
     the pixels, so a few-KB WebP of 40 megapixels would take over 300 MB.
     """
     per_pixel = 1 if image.mode in ("1", "L", "P") else 4
-    if image.mode == "P":
-        per_pixel += 4
+    if image.mode in ("1", "P", "PA"):
+        per_pixel += 4  # converted to RGB(A)
+    if image.mode.startswith("I;16"):
+        per_pixel += 4 + 1  # scaled through 32 bits, then to 8
     if image.format == "WEBP":
         per_pixel += 4
     return image.width * image.height * per_pixel

@@ -140,12 +140,20 @@ async def _deleted_meanwhile(request: Request) -> str | None:
         ("post_id", Post, "Post not found."),
         ("user_id", User, "User not found."),
     ):
-        value = str(request.path_params.get(parameter, ""))
-        if value.isdigit() and int(value) <= MAX_ID:
-            async with request.app.state.sessionmaker() as session:
-                if await session.get(model, int(value)) is None:
-                    return message
+        if parameter not in request.path_params:
+            continue
+        try:
+            row_id = int(request.path_params[parameter])
+        except ValueError:
             return None
+        if not 1 <= row_id <= MAX_ID:
+            return None
+        try:
+            async with request.app.state.sessionmaker() as session:
+                row = await session.get(model, row_id)
+        except (SQLAlchemyError, OSError):
+            return None
+        return message if row is None else None
     return None
 
 

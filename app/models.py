@@ -5,7 +5,7 @@ row, `XCreate`/`XUpdate` are request bodies, `XPublic` is what the API returns.
 Table models are never request bodies: SQLModel skips validation on them.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import EmailStr, field_validator
@@ -23,6 +23,7 @@ DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
 # parameters and tokens refuse it first.
 MAX_ID = 2**31 - 1
 MAX_ATTACHMENTS = 5
+EDIT_GRACE = timedelta(minutes=1)
 
 # Named constraints let later migrations drop or alter them by name, which
 # SQLite's table rebuilds (Alembic batch mode) need.
@@ -277,6 +278,12 @@ class Post(PostBase, table=True):
     @property
     def image_url(self) -> str | None:
         return file_url(self.image)
+
+    @property
+    def edited(self) -> bool:
+        """Changed after the first minute: a typo fixed at once is no edit to
+        show, nor is the new version a maintenance command gives a row."""
+        return self.updated_at - self.date_posted > EDIT_GRACE
 
     @property
     def attachments_public(self) -> list["AttachmentPublic"]:

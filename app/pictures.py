@@ -18,9 +18,10 @@ Routes load the row and check who may change it first (`OwnPost`,
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from fastapi import UploadFile
@@ -33,8 +34,10 @@ from app.db import end_read_only_transaction
 from app.images import ImagePreset, ProcessedImage, renditions_of
 from app.models import Post, User, utcnow
 from app.storage import Rendition, Storage, StoredFile, get_storage, store_file
-from app.storage.base import ObjectExists, rendition_key
+from app.storage.base import ObjectExists, StorageError, rendition_key
 from app.workers import ImageWorkers
+
+logger = logging.getLogger(__name__)
 
 
 class HasImage(Protocol):
@@ -104,6 +107,8 @@ async def replace_image(
 class RegenerationReport:
     checked: int = 0
     rebuilt: int = 0
+    # Rows a request changed while their copies were made: left for the next run.
+    changed_meanwhile: int = 0
 
 
 async def regenerate_renditions(
@@ -115,9 +120,10 @@ async def regenerate_renditions(
 ) -> RegenerationReport:
     """Give every stored picture the renditions its preset asks for today.
 
-    Row by row, in batches: the missing copies are made from the stored
-    picture and uploaded, the row is updated, the batch commits, and only
-    then are the copies no longer wanted deleted. A row whose renditions
+    Row by row: the missing copies are made from the stored picture and
+    uploaded, the row is updated in a transaction of its own (only if no
+    request changed it meanwhile), and only after that commit are the copies
+    no longer wanted deleted. A row whose renditions
     already match is left alone, so running it again does nothing; a run cut
     short goes on where it stopped.
     """
@@ -125,29 +131,40 @@ async def regenerate_renditions(
     for model, preset in presets:
         table = inspect(model).local_table
         assert isinstance(table, Table)
-        key_column, image_column = table.c.id, table.c.image
+        key_column, image_column, version = table.c.id, table.c.image, table.c.updated_at
         last = 0
         while True:
             statement = (
-                select(key_column, image_column)
+                select(key_column, image_column, version)
                 .where(key_column > last, image_column.is_not(None))
                 .order_by(key_column)
                 .limit(batch_size)
             )
-            unwanted: list[tuple[Storage, str]] = []
             async with sessionmaker() as session:
                 rows = (await session.exec(statement)).all()
-                for row_id, image in rows:
-                    report.checked += 1
-                    rebuilt = await _rebuild(image, preset, unwanted)
-                    if rebuilt is not None:
-                        await session.exec(
-                            update(table).where(key_column == row_id).values(image=rebuilt)
-                        )
-                        report.rebuilt += 1
-                await session.commit()
-            for storage, key in unwanted:
-                await storage.delete(key)
+            for row_id, image, updated_at in rows:
+                report.checked += 1
+                made: list[str] = []
+                unwanted: list[str] = []
+                rebuilt = await _rebuild(image, preset, made, unwanted)
+                if rebuilt is None:
+                    continue
+                storage = get_storage(image.storage)
+                # Only if no request changed the row while the copies were
+                # made, with a new version so none can write the old one back.
+                async with sessionmaker() as session:
+                    result = await session.exec(
+                        update(table)
+                        .where(key_column == row_id, version == updated_at)
+                        .values(image=rebuilt, updated_at=updated_at + timedelta(microseconds=1))
+                    )
+                    await session.commit()
+                if result.rowcount == 1:
+                    report.rebuilt += 1
+                    await _delete_quietly(storage, unwanted)
+                else:
+                    report.changed_meanwhile += 1
+                    await _delete_quietly(storage, made)
             if rows:
                 progress(
                     f"{table.name}: {report.checked} pictures checked, {report.rebuilt} rebuilt"
@@ -158,8 +175,16 @@ async def regenerate_renditions(
     return report
 
 
+async def _delete_quietly(storage: Storage, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except StorageError as exc:
+            logger.warning("Left %s for the garbage collector: %s", key, exc)
+
+
 async def _rebuild(
-    image: StoredFile, preset: ImagePreset, unwanted: list[tuple[Storage, str]]
+    image: StoredFile, preset: ImagePreset, made: list[str], unwanted: list[str]
 ) -> StoredFile | None:
     """The picture with the renditions `preset` asks for, or None if it has them."""
     widths = tuple(w for w in sorted(preset.renditions) if image.width and w < image.width)
@@ -168,7 +193,7 @@ async def _rebuild(
     storage = get_storage(image.storage)
     have = {r.width: r for r in image.renditions}
     missing = tuple(w for w in widths if w not in have)
-    made = {}
+    new = {}
     if missing:
         data = await storage.read(image.key)
         for copy, width, height in await asyncio.to_thread(renditions_of, data, missing):
@@ -176,7 +201,8 @@ async def _rebuild(
             # Already there if a run stopped before its commit: the same copy.
             with contextlib.suppress(ObjectExists):
                 await storage.save(key, copy, image.content_type)
-            made[width] = Rendition(key=key, width=width, height=height, size=len(copy))
-    unwanted.extend((storage, r.key) for r in image.renditions if r.width not in widths)
-    renditions = tuple(have.get(w) or made[w] for w in widths)
+                made.append(key)
+            new[width] = Rendition(key=key, width=width, height=height, size=len(copy))
+    unwanted.extend(r.key for r in image.renditions if r.width not in widths)
+    renditions = tuple(have.get(w) or new[w] for w in widths)
     return image.model_copy(update={"renditions": renditions})

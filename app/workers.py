@@ -32,6 +32,9 @@ T = TypeVar("T")
 IMAGE_THREAD_NICENESS = 10
 # Images that may wait for a thread, per thread, before uploads are refused.
 QUEUE_PER_WORKER = 8
+# Uploads one user may have waiting behind their own, before more are refused
+# (a form sends a cover and five attachments at most).
+WAITING_PER_USER = 5
 RETRY_AFTER_SECONDS = 5
 
 
@@ -77,6 +80,8 @@ class ImageWorkers:
     async def call(self, function: Callable[..., T], *args: Any, user: int) -> T:
         """`function(*args)` in an image thread, one at a time for each `user`
         (pictures, and checking an attachment's bytes)."""
+        if self.waiting.get(user, 0) > WAITING_PER_USER:
+            raise ImagesBusy
         lock = self.users.setdefault(user, asyncio.Lock())
         self.waiting[user] = self.waiting.get(user, 0) + 1
         try:

@@ -1,7 +1,10 @@
 """Attachments: several files in one file field, on local disk and on S3 (moto_server)."""
 
+import io
+
 import httpx
 import pytest
+from PIL import Image
 
 from app.config import Settings
 from tests import pictures
@@ -153,3 +156,27 @@ async def test_attachments_through_the_forms(
     assert "notes.pdf" not in page
     assert "chart.png" in page
     assert len(await stored_files(server.storage)) == 1
+
+
+async def test_a_camera_jpeg_with_several_pictures_is_a_jpeg(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    first, second = Image.new("RGB", (40, 30), "red"), Image.new("RGB", (40, 30), "blue")
+    output = io.BytesIO()
+    first.save(output, "MPO", save_all=True, append_images=[second])
+    post = await create_post(client, alice)
+    added = await attach(client, alice, post["id"], "IMG_0001.JPG", output.getvalue())
+    assert added.status_code == 201
+    assert added.json()["content_type"] == "image/jpeg"
+
+
+async def test_an_attachment_whose_file_went_meanwhile_is_a_404(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    post = await create_post(client, alice)
+    attachment = (await attach(client, alice, post["id"], "notes.pdf", PDF)).json()
+    (key,) = await stored_files(server.storage)
+    await server.storage.delete(key)
+    response = await client.get(attachment["url"])
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Attachment not found."}

@@ -264,10 +264,12 @@ async def test_racing_uploads_to_one_row_leave_exactly_its_file(
         *await asyncio.gather(*covers),
         *await asyncio.gather(*(upload_picture(client, alice, f"me{n}.jpg") for n in range(4))),
     ]
-    assert {response.status_code for response in responses} <= {200, 409}
+    # 409 for the losers of the race; 503 (try again) if too many of one
+    # user's uploads are queued at once.
+    assert {response.status_code for response in responses} <= {200, 409, 503}
     for response in responses:
-        if response.status_code == 409:
-            assert "Reload and try again" in response.json()["detail"]
+        if response.status_code != 200:
+            assert "try again" in response.json()["detail"].lower()
     cover = (await client.get(f"/api/posts/{post['id']}")).json()["image_url"]
     assert await stored_keys(server) == {key_in(cover), await picture_key(client, alice)}
 

@@ -17,7 +17,7 @@ from app.config import Settings
 from app.images import POST_COVER, ImagePreset, ProcessedImage
 from app.models import User
 from app.pictures import regenerate_renditions
-from app.workers import ImageWorkers
+from app.workers import WAITING_PER_USER, ImagesBusy, ImageWorkers
 from tests import pictures
 from tests.helpers import (
     Account,
@@ -419,6 +419,35 @@ async def test_one_users_uploads_take_one_place_in_the_queue(
     finally:
         workers.close()
     assert order == ["a1", "b1", "a2", "a3"]
+
+
+async def test_one_user_cannot_queue_more_than_a_few_uploads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = threading.Event()
+
+    def slow(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
+        gate.wait(timeout=10)
+        return ProcessedImage(data=b"", width=1, height=1, kind=preset.kind)
+
+    monkeypatch.setattr(workers_module, "process", slow)
+    workers = ImageWorkers(max_upload_bytes=1000, workers=1)
+    try:
+        waiting = [
+            asyncio.create_task(workers.process(text_upload(f"u{n}"), POST_COVER, user=1))
+            for n in range(1 + WAITING_PER_USER)
+        ]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ImagesBusy):
+            await workers.process(text_upload("one too many"), POST_COVER, user=1)
+        # Someone else still gets in line.
+        other = asyncio.create_task(workers.process(text_upload("b"), POST_COVER, user=2))
+        gate.set()
+        await asyncio.gather(*waiting, other)
+    finally:
+        workers.close()
+    assert workers.users == {}
+    assert workers.waiting == {}
 
 
 async def test_a_full_queue_is_a_503_with_retry_after(

@@ -6,7 +6,9 @@ import httpx
 import pytest
 from sqlmodel import SQLModel
 
+from app import users
 from app.config import Settings
+from app.models import User, UserUpdate
 from app.storage import StorageError, get_storage
 from app.storage.migrate import migrate_files
 from tests import pictures
@@ -77,10 +79,10 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
             if "/static/" not in url
         )
 
-        # Interrupted: the fifth copy fails (the storage went away). The profile
-        # picture and its two renditions were the first three, the first cover
-        # the fourth. (Posts are copied in batches of two, the last one with its
-        # attachment.)
+        # Interrupted: the seventh copy fails (the storage went away). The
+        # profile picture and its two renditions were the first three, the
+        # covers the next three; the last post's attachment is the seventh, so
+        # that post's row still names local disk, with its cover copied already.
         target = live.storage
         saving = target.save
         saved = 0
@@ -88,7 +90,7 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
         async def failing_save(*args: object, **kwargs: object) -> int:
             nonlocal saved
             saved += 1
-            if saved == 5:
+            if saved == 7:
                 raise StorageError("the bucket went away")
             return await saving(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -100,9 +102,8 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
 
         # Resumed: everything moves, the sources go, every page still renders.
         report = await migrate_files(live.sessionmaker, SQLModel.metadata, target, batch_size=2)
-        # The profile picture moved before the interruption; of the covers,
-        # the first had been copied already (its row not yet pointed at it).
-        assert (report.moved, report.already_there) == (4, 1)
+        # Every other row moved before the interruption.
+        assert (report.moved, report.already_there) == (2, 1)
         assert await keys("local") == set()
         assert await keys("s3") == local_keys
         urls = await every_picture_loads(live, client)
@@ -138,3 +139,47 @@ async def test_rows_on_a_backend_no_longer_configured_still_render(
         shown = (await client.get(f"/api/posts/{post['id']}")).json()
         assert shown["image_url"] is None
         assert shown["author"]["image_url"] == "/static/img/default-avatar.svg"
+
+
+async def test_a_row_changed_while_its_files_are_copied_waits_for_the_next_run(
+    settings: Settings, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = settings.model_copy(update={"storage_backend": "local"})
+    s3 = settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": moto.create_bucket(),
+            "s3_endpoint_url": moto.endpoint,
+        }
+    )
+    async with running(local) as live, live.client() as client:
+        alice = await add_account(live, "alice")
+        await upload(client, f"/api/users/{alice.id}/picture", alice)
+        local_keys = await keys("local")
+
+    async with running(s3) as live:
+        target = live.storage
+        saving = target.save
+        changed = False
+
+        async def save_while_the_user_renames(*args: object, **kwargs: object) -> int:
+            nonlocal changed
+            if not changed:
+                changed = True
+                async with live.sessionmaker() as session:
+                    user = await session.get(User, alice.id)
+                    assert user is not None
+                    await users.update_user(session, user, UserUpdate(username="alicia"))
+                    await session.commit()
+            return await saving(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(target, "save", save_while_the_user_renames)
+        report = await migrate_files(live.sessionmaker, SQLModel.metadata, target)
+        assert (report.moved, report.changed_meanwhile) == (0, 1)
+        assert await keys("s3") == set()
+        assert await keys("local") == local_keys
+
+        again = await migrate_files(live.sessionmaker, SQLModel.metadata, target)
+        assert (again.moved, again.changed_meanwhile) == (1, 0)
+        assert await keys("s3") == local_keys
+        assert await keys("local") == set()

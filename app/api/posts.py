@@ -16,6 +16,7 @@ from app.deps import (
     SessionDep,
     StorageDep,
 )
+from app.errors import NotFound
 from app.images import POST_COVER
 from app.models import (
     AttachmentPublic,
@@ -131,7 +132,12 @@ async def download_attachment(
     """The attached file, as a download under the name it was sent with."""
     post = await posts.get_post(session, post_id)
     file = attachments.find_attachment(post, attachment_id)
-    data = await get_storage(file.storage).read(file.key)
+    try:
+        data = await get_storage(file.storage).read(file.key)
+    except (FileNotFoundError, LookupError):
+        # Removed (or moved) by another request since the post was read, or
+        # kept by a storage backend that is no longer configured.
+        raise NotFound("Attachment not found.") from None
     fallback = f"attachment.{file.key.rsplit('.', 1)[-1]}"
     return Response(
         data,
