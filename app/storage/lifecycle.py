@@ -91,8 +91,10 @@ async def store_file(
 def forget_files(session: AsyncSession, files: Iterable[StoredFile | None]) -> None:
     """Delete these files if the transaction commits.
 
-    For rows the database deletes by itself (ON DELETE CASCADE), which the
-    session never sees: the service reads their files first and passes them here.
+    For files no row will point at although the transaction goes on: one
+    stored for a form that is then shown again with an error (see the account
+    form in app/pages/accounts.py). Files of deleted rows, cascades included,
+    need no call: the session finds them itself.
     """
     session.info.setdefault(UNREFERENCED, []).extend(file for file in files if file)
 
