@@ -20,7 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import end_read_only_transaction
 from app.errors import NotFound, Unprocessable
-from app.models import MAX_ATTACHMENTS, Post, User, utcnow
+from app.models import Post, User, utcnow
+from app.policies import policy_of
 from app.storage import Storage, StoredFile, store_file
 from app.uploads import CHUNK_SIZE, UploadRejected, check_upload_size, display_filename
 from app.workers import ImageWorkers
@@ -80,10 +81,11 @@ async def check_attachments(
     owner: User,
 ) -> list[CheckedUpload]:
     """Each upload checked (count, size, type), before anything is written."""
+    limit = policy_of(Post, "attachments").max_files
     already = len(post.attachments) if post else 0
-    if already + len(uploads) > MAX_ATTACHMENTS:
+    if already + len(uploads) > limit:
         raise AttachmentRejected(
-            f"A post has at most {MAX_ATTACHMENTS} attachments"
+            f"A post has at most {limit} attachments"
             + (f"; this one has {already} already." if already else ".")
         )
     if uploads:
@@ -94,6 +96,8 @@ async def check_attachments(
         await check_upload_size(upload, workers.max_upload_bytes)
         assert owner.id is not None
         content_type, extension = await workers.call(identify, upload.file, user=owner.id)
+        if content_type not in policy_of(Post, "attachments").accepts:
+            raise AttachmentRejected(f"This file is not one we accept. {ACCEPTED}")
         checked.append(CheckedUpload(upload, content_type, extension))
     return checked
 
@@ -125,8 +129,9 @@ async def add_attachments(session: AsyncSession, post: Post, files: list[StoredF
     place, so the session sees the change)."""
     if not files:
         return
-    if len(post.attachments) + len(files) > MAX_ATTACHMENTS:
-        raise Unprocessable(f"A post has at most {MAX_ATTACHMENTS} attachments.")
+    limit = policy_of(Post, "attachments").max_files
+    if len(post.attachments) + len(files) > limit:
+        raise Unprocessable(f"A post has at most {limit} attachments.")
     post.attachments = [*post.attachments, *files]
     post.updated_at = utcnow()
     session.add(post)

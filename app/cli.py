@@ -18,9 +18,10 @@ from app import posts, users
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
-from app.images import POST_COVER, ImagePreset, avatar_preset
+from app.images import ImagePreset
 from app.models import Post, User, UserCreate, utcnow
 from app.pictures import regenerate_renditions
+from app.policies import image_preset
 from app.storage import StorageError, create_storage, create_storages, register_storage
 from app.storage.gc import collect_garbage
 from app.storage.migrate import migrate_files
@@ -185,8 +186,8 @@ async def _storage_regenerate(
     for storage in create_storages(settings).values():
         register_storage(storage)
     presets: list[tuple[type[User] | type[Post], ImagePreset]] = [
-        (User, avatar_preset(settings.avatar_size)),
-        (Post, POST_COVER),
+        (User, image_preset(User, "image", size=settings.avatar_size)),
+        (Post, image_preset(Post, "image")),
     ]
     report = await regenerate_renditions(sessionmaker, presets)
     print(f"Checked {report.checked} pictures; rebuilt the renditions of {report.rebuilt}.")

@@ -8,6 +8,7 @@ cover keeps its shape. Everything here is synchronous CPU work that holds the
 GIL for long stretches: `app/workers.py` runs it in threads of its own.
 """
 
+import dataclasses
 import io
 import warnings
 from dataclasses import dataclass
@@ -54,15 +55,19 @@ class ImagePreset:
     # loads a small one. None is wider than the image itself.
     renditions: tuple[int, ...] = ()
 
+    def with_size(self, size: int) -> "ImagePreset":
+        """The same preset at another size, keeping the renditions smaller than it."""
+        smaller = tuple(width for width in self.renditions if width < size)
+        return dataclasses.replace(self, size=size, renditions=smaller)
+
 
 POST_COVER = ImagePreset(kind="posts", size=1600, crop=False, renditions=(480, 960))
-AVATAR_RENDITIONS = (64, 128)
+# Profile pictures: squares of AVATAR_SIZE (a setting), and of 64 and 128 pixels.
+AVATAR = ImagePreset(kind="avatars", size=256, crop=True, renditions=(64, 128))
 
 
 def avatar_preset(size: int) -> ImagePreset:
-    """Profile pictures: squares of AVATAR_SIZE (a setting), and of 64 and 128 pixels."""
-    smaller = tuple(width for width in AVATAR_RENDITIONS if width < size)
-    return ImagePreset(kind="avatars", size=size, crop=True, renditions=smaller)
+    return AVATAR.with_size(size)
 
 
 @dataclass(frozen=True, slots=True)

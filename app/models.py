@@ -14,6 +14,7 @@ from sqlalchemy import Column, DateTime, Dialect, Index, Text, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
+from app.policies import ATTACHMENTS, COVER, PROFILE_PICTURE
 from app.storage import FileListType, FileType, StoredFile
 
 DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
@@ -22,7 +23,6 @@ DEFAULT_AVATAR_URL = "/static/img/default-avatar.svg"
 # the id of any row, and sent to the database it would fail there (a 500), so
 # parameters and tokens refuse it first.
 MAX_ID = 2**31 - 1
-MAX_ATTACHMENTS = 5
 EDIT_GRACE = timedelta(minutes=1)
 
 # Named constraints let later migrations drop or alter them by name, which
@@ -155,7 +155,7 @@ class User(UserBase, table=True):
     # author page shows it without counting the posts on every visit.
     post_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The profile picture: key and metadata here, bytes in the storage backend.
-    image: StoredFile | None = Field(default=None, sa_type=FileType)
+    image: StoredFile | None = Field(default=None, sa_type=FileType(policy=PROFILE_PICTURE))
 
     # lazy="raise": touching an unloaded relationship raises at once instead of
     # emitting SQL, which in async code would fail later with MissingGreenlet.
@@ -265,11 +265,11 @@ class Post(PostBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=POSTS_UPDATED_AT)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
     # An optional cover picture.
-    image: StoredFile | None = Field(default=None, sa_type=FileType)
-    # Up to MAX_ATTACHMENTS files (PDF or images), downloaded as they were sent.
+    image: StoredFile | None = Field(default=None, sa_type=FileType(policy=COVER))
+    # Up to five files (PDF or images), downloaded as they were sent.
     attachments: list[StoredFile] = Field(
         default_factory=list,
-        sa_type=FileListType,
+        sa_type=FileListType(policy=ATTACHMENTS),
         sa_column_kwargs={"server_default": text("'[]'")},
     )
 

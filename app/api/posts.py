@@ -17,7 +17,6 @@ from app.deps import (
     StorageDep,
 )
 from app.errors import NotFound
-from app.images import POST_COVER
 from app.models import (
     AttachmentPublic,
     Post,
@@ -27,6 +26,7 @@ from app.models import (
     PostUpdate,
 )
 from app.pagination import write_cursor
+from app.policies import image_preset
 from app.posts import PostPage
 from app.storage import get_storage
 
@@ -89,7 +89,8 @@ async def set_image(
 ) -> Post:
     """Upload a cover image for your post (at most 1600 pixels on its longer side
     once stored); the previous one is deleted."""
-    image = await pictures.prepare_image(session, images, file, POST_COVER, owner=post.author)
+    preset = image_preset(Post, "image")
+    image = await pictures.prepare_image(session, images, file, preset, owner=post.author)
     await pictures.replace_image(session, storage, post, image)
     return post
 

@@ -20,8 +20,8 @@ from app.deps import (
     StorageDep,
     UserId,
 )
-from app.images import avatar_preset
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
+from app.policies import image_preset
 from app.security import authenticate, create_access_token
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -90,7 +90,7 @@ async def set_picture(
 ) -> User:
     """Upload your profile picture. It is centre-cropped to a square and stored
     without its metadata; the previous picture is deleted."""
-    preset = avatar_preset(settings.avatar_size)
+    preset = image_preset(User, "image", size=settings.avatar_size)
     picture = await pictures.prepare_image(session, images, file, preset, owner=user)
     await pictures.replace_image(session, storage, user, picture)
     return user

@@ -19,11 +19,11 @@ from app.deps import (
     StorageDep,
 )
 from app.errors import Conflict, Unprocessable
-from app.images import avatar_preset
 from app.models import User, UserCreate, UserUpdate
 from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pictures import prepare_image, set_image, store_image
+from app.policies import image_preset
 from app.security import authenticate
 from app.storage import forget_files
 from app.uploads import UploadRejected
@@ -157,7 +157,7 @@ async def update_account(
         # leaves the account as it was; stored before the first write too
         # (app/pictures.py says why).
         try:
-            preset = avatar_preset(settings.avatar_size)
+            preset = image_preset(User, "image", size=settings.avatar_size)
             image = await prepare_image(session, images, upload, preset, owner=user)
         except UploadRejected as exc:
             return _account_form(request, user, values, {"picture": exc.detail})

@@ -28,11 +28,12 @@ from app.deps import (
     StorageDep,
     UserId,
 )
-from app.images import POST_COVER, ProcessedImage
+from app.images import ProcessedImage
 from app.models import Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import write_cursor
 from app.pictures import prepare_image, set_image, store_image
+from app.policies import image_preset, policy_of
 from app.posts import PostPage
 from app.storage import StoredFile
 from app.uploads import UploadRejected
@@ -86,7 +87,12 @@ def _post_form(
     return render(
         request,
         "post_form.html",
-        {"post": post, "values": values, "errors": errors or {}},
+        {
+            "post": post,
+            "values": values,
+            "errors": errors or {},
+            "max_attachments": policy_of(Post, "attachments").max_files,
+        },
         status_code=422 if errors else 200,
     )
 
@@ -127,7 +133,8 @@ async def _check(
     upload = chosen_file(image)
     try:
         if upload is not None:
-            checked.cover = await prepare_image(session, images, upload, POST_COVER, owner=owner)
+            preset = image_preset(Post, "image")
+            checked.cover = await prepare_image(session, images, upload, preset, owner=owner)
     except UploadRejected as exc:
         return CheckedForm(errors={"image": exc.detail})
     chosen = [file for file in map(chosen_file, files) if file is not None]

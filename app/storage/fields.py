@@ -9,6 +9,7 @@ naming the backend and the key. Deleting or replacing the value in a row is
 what deletes the old object (after commit): see `lifecycle.py`.
 """
 
+from collections.abc import Hashable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -68,10 +69,18 @@ class StoredFile(BaseModel):
 
 
 class FileType(TypeDecorator[StoredFile]):
-    """Stores a `StoredFile` as JSON; NULL when there is no file."""
+    """Stores a `StoredFile` as JSON; NULL when there is no file.
+
+    `policy` says what the field accepts (app/policies.py); it is the app's,
+    not the database's, so migrations leave it out.
+    """
 
     impl = JSON(none_as_null=True)
     cache_ok = True
+
+    def __init__(self, policy: Hashable | None = None) -> None:
+        super().__init__()
+        self.policy = policy
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
@@ -93,6 +102,10 @@ class FileListType(TypeDecorator[list[StoredFile]]):
 
     impl = JSON
     cache_ok = True
+
+    def __init__(self, policy: Hashable | None = None) -> None:
+        super().__init__()
+        self.policy = policy
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         files = [StoredFile.model_validate(item) for item in value or []]

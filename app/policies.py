@@ -1,0 +1,51 @@
+"""What each file field accepts, declared with its column.
+
+    class Post(SQLModel, table=True):
+        image: StoredFile | None = Field(default=None, sa_type=FileType(policy=COVER))
+
+A policy names the types the field takes (judged from the bytes, never from
+the name or the declared type), how many files it holds, and for pictures
+the `ImagePreset` they are re-encoded with: size, crop and renditions. The
+upload flows read the policy of the field they fill (`policy_of`), so the
+model is the one place where a field's rules are written.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import inspect
+
+from app.images import AVATAR, POST_COVER, ImagePreset
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+
+
+@dataclass(frozen=True, slots=True)
+class FilePolicy:
+    accepts: tuple[str, ...]
+    max_files: int = 1
+    # Pictures are decoded and written anew as WebP with this preset; other
+    # files are kept as they were sent.
+    image: ImagePreset | None = None
+
+
+PROFILE_PICTURE = FilePolicy(accepts=IMAGE_TYPES, image=AVATAR)
+COVER = FilePolicy(accepts=IMAGE_TYPES, image=POST_COVER)
+ATTACHMENTS = FilePolicy(accepts=("application/pdf", *IMAGE_TYPES), max_files=5)
+
+
+def policy_of(model: Any, field: str) -> FilePolicy:
+    """The policy declared with `model`'s file field `field`."""
+    column = inspect(model).columns[field]
+    policy = getattr(column.type, "policy", None)
+    if not isinstance(policy, FilePolicy):
+        raise LookupError(f"{model.__name__}.{field} declares no file policy")
+    return policy
+
+
+def image_preset(model: Any, field: str, *, size: int | None = None) -> ImagePreset:
+    """The preset a picture field's uploads are made with (`size`: AVATAR_SIZE)."""
+    preset = policy_of(model, field).image
+    if preset is None:
+        raise LookupError(f"{model.__name__}.{field} is not a picture field")
+    return preset if size is None else preset.with_size(size)
