@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import end_read_only_transaction
 from app.errors import NotFound, Unprocessable
+from app.images import ACCEPTED_FORMATS
 from app.models import Post, User, utcnow
 from app.policies import policy_of
 from app.storage import Storage, StoredFile, store_file
@@ -60,7 +61,7 @@ def identify(source: BinaryIO) -> tuple[str, str]:
     source.seek(0)
     try:
         # Opened as one of these; a JPEG may turn out to be an MPO.
-        with Image.open(source, formats=["JPEG", "PNG", "WEBP", "GIF"]) as image:
+        with Image.open(source, formats=ACCEPTED_FORMATS) as image:
             accepted = IMAGES.get(image.format or "")
             image.verify()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
@@ -81,11 +82,11 @@ async def check_attachments(
     owner: User,
 ) -> list[CheckedUpload]:
     """Each upload checked (count, size, type), before anything is written."""
-    limit = policy_of(Post, "attachments").max_files
+    policy = policy_of(Post, "attachments")
     already = len(post.attachments) if post else 0
-    if already + len(uploads) > limit:
+    if already + len(uploads) > policy.max_files:
         raise AttachmentRejected(
-            f"A post has at most {limit} attachments"
+            f"A post has at most {policy.max_files} attachments"
             + (f"; this one has {already} already." if already else ".")
         )
     if uploads:
@@ -96,7 +97,7 @@ async def check_attachments(
         await check_upload_size(upload, workers.max_upload_bytes)
         assert owner.id is not None
         content_type, extension = await workers.call(identify, upload.file, user=owner.id)
-        if content_type not in policy_of(Post, "attachments").accepts:
+        if content_type not in policy.accepts:
             raise AttachmentRejected(f"This file is not one we accept. {ACCEPTED}")
         checked.append(CheckedUpload(upload, content_type, extension))
     return checked

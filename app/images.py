@@ -226,19 +226,24 @@ def _to_srgb(image: Image.Image) -> Image.Image:
 
 
 def _encode(image: Image.Image, preset: ImagePreset) -> ProcessedImage:
-    renditions = []
-    for width in sorted(preset.renditions):
-        if width < image.width:
-            height = max(1, round(image.height * width / image.width))
-            smaller = image.resize((width, height), Image.Resampling.LANCZOS)
-            renditions.append((_webp(smaller), width, height))
     return ProcessedImage(
         data=_webp(image),
         width=image.width,
         height=image.height,
         kind=preset.kind,
-        renditions=tuple(renditions),
+        renditions=_renditions(image, preset.renditions),
     )
+
+
+def _renditions(image: Image.Image, widths: tuple[int, ...]) -> tuple[tuple[bytes, int, int], ...]:
+    """(data, width, height) of a smaller copy for each width narrower than the image."""
+    renditions = []
+    for width in sorted(widths):
+        if width < image.width:
+            height = max(1, round(image.height * width / image.width))
+            smaller = image.resize((width, height), Image.Resampling.LANCZOS)
+            renditions.append((_webp(smaller), width, height))
+    return tuple(renditions)
 
 
 def renditions_of(data: bytes, widths: tuple[int, ...]) -> tuple[tuple[bytes, int, int], ...]:
@@ -246,8 +251,7 @@ def renditions_of(data: bytes, widths: tuple[int, ...]) -> tuple[tuple[bytes, in
     narrower than it: for rebuilding the renditions of stored pictures."""
     with Image.open(io.BytesIO(data), formats=["WEBP", *ACCEPTED_FORMATS]) as image:
         image.load()
-        preset = ImagePreset(kind="", size=max(image.size), crop=False, renditions=widths)
-        return _encode(image, preset).renditions
+        return _renditions(image, widths)
 
 
 def _webp(image: Image.Image) -> bytes:

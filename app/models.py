@@ -111,6 +111,12 @@ class ImagePublic(SQLModel):
     content_type: str
     renditions: list[RenditionPublic]
 
+    @property
+    def srcset(self) -> str:
+        """For <img srcset>: every rendition and the picture, each with its width."""
+        copies = [(r.url, r.width) for r in self.renditions] + [(self.url, self.width)]
+        return ", ".join(f"{url} {width}w" for url, width in copies)
+
 
 def image_public(value: Any) -> Any:
     """A before-validator: a row's StoredFile as ImagePublic (None if it cannot be shown)."""

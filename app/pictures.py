@@ -18,7 +18,6 @@ Routes load the row and check who may change it first (`OwnPost`,
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,10 +33,9 @@ from app.db import end_read_only_transaction
 from app.images import ImagePreset, ProcessedImage, renditions_of
 from app.models import Post, User, utcnow
 from app.storage import Rendition, Storage, StoredFile, get_storage, store_file
-from app.storage.base import ObjectExists, StorageError, rendition_key
+from app.storage.base import ObjectExists, rendition_key
+from app.storage.lifecycle import delete_or_leave
 from app.workers import ImageWorkers
-
-logger = logging.getLogger(__name__)
 
 
 class HasImage(Protocol):
@@ -161,10 +159,10 @@ async def regenerate_renditions(
                     await session.commit()
                 if result.rowcount == 1:
                     report.rebuilt += 1
-                    await _delete_quietly(storage, unwanted)
+                    await delete_or_leave(storage, unwanted)
                 else:
                     report.changed_meanwhile += 1
-                    await _delete_quietly(storage, made)
+                    await delete_or_leave(storage, made)
             if rows:
                 progress(
                     f"{table.name}: {report.checked} pictures checked, {report.rebuilt} rebuilt"
@@ -173,14 +171,6 @@ async def regenerate_renditions(
                 break
             last = rows[-1][0]
     return report
-
-
-async def _delete_quietly(storage: Storage, keys: list[str]) -> None:
-    for key in keys:
-        try:
-            await storage.delete(key)
-        except StorageError as exc:
-            logger.warning("Left %s for the garbage collector: %s", key, exc)
 
 
 async def _rebuild(

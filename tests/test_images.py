@@ -468,21 +468,19 @@ async def test_a_full_queue_is_a_503_with_retry_after(
 async def test_renditions_are_made_served_and_deleted_with_their_picture(
     server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
-    picture = await client.patch(
-        f"/api/users/{alice.id}/picture",
-        files={"file": ("me.jpg", pictures.jpeg(600, 400), "image/jpeg")},
-        headers=alice.headers,
+    picture = await upload(
+        client, f"/api/users/{alice.id}/picture", alice, pictures.jpeg(600, 400), "me.jpg"
     )
     post = await create_post(client, alice)
-    cover = await client.patch(
-        f"/api/posts/{post['id']}/image",
-        files={"file": ("wide.jpg", pictures.jpeg(2000, 1000), "image/jpeg")},
-        headers=alice.headers,
+    cover = await upload(
+        client, f"/api/posts/{post['id']}/image", alice, pictures.jpeg(2000, 1000), "wide.jpg"
     )
-    small = await client.patch(
+    small = await upload(
+        client,
         f"/api/posts/{(await create_post(client, alice))['id']}/image",
-        files={"file": ("small.jpg", pictures.jpeg(600, 300), "image/jpeg")},
-        headers=alice.headers,
+        alice,
+        pictures.jpeg(600, 300),
+        "small.jpg",
     )
     expected = [
         (picture.json()["image"], [(64, 64), (128, 128), (256, 256)]),
@@ -513,10 +511,8 @@ async def test_renditions_are_made_served_and_deleted_with_their_picture(
 async def test_regenerate_makes_the_renditions_todays_settings_ask_for(
     server: RunningApp, client: httpx.AsyncClient, alice: Account
 ) -> None:
-    picture = await client.patch(
-        f"/api/users/{alice.id}/picture",
-        files={"file": ("me.jpg", pictures.jpeg(600, 400), "image/jpeg")},
-        headers=alice.headers,
+    picture = await upload(
+        client, f"/api/users/{alice.id}/picture", alice, pictures.jpeg(600, 400), "me.jpg"
     )
     assert [r["width"] for r in picture.json()["image"]["renditions"]] == [64, 128]
     before = {stored.key async for stored in server.storage.scan()}

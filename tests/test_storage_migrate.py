@@ -16,6 +16,18 @@ from tests.helpers import Account, RunningApp, add_account, create_post, running
 from tests.s3server import MotoServer
 
 
+def on_s3(settings: Settings, moto: MotoServer, prefix: str = "") -> Settings:
+    """The test's settings with new files going to a bucket of their own."""
+    return settings.model_copy(
+        update={
+            "storage_backend": "s3",
+            "s3_bucket": moto.create_bucket(),
+            "s3_endpoint_url": moto.endpoint,
+            "s3_prefix": prefix,
+        }
+    )
+
+
 async def upload(client: httpx.AsyncClient, url: str, account: Account) -> str:
     files = {"file": ("photo.jpg", pictures.jpeg(320, 200), "image/jpeg")}
     response = await client.patch(url, files=files, headers=account.headers)
@@ -46,14 +58,7 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
     settings: Settings, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     local = settings.model_copy(update={"storage_backend": "local"})
-    s3 = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "s3_bucket": moto.create_bucket(),
-            "s3_endpoint_url": moto.endpoint,
-            "s3_prefix": "media",
-        }
-    )
+    s3 = on_s3(settings, moto, prefix="media")
     async with running(local) as live, live.client() as client:
         alice = await add_account(live, "alice")
         await upload(client, f"/api/users/{alice.id}/picture", alice)
@@ -119,13 +124,7 @@ async def test_local_to_s3_interrupted_resumed_and_every_page_still_renders(
 async def test_rows_on_a_backend_no_longer_configured_still_render(
     settings: Settings, moto: MotoServer
 ) -> None:
-    s3 = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "s3_bucket": moto.create_bucket(),
-            "s3_endpoint_url": moto.endpoint,
-        }
-    )
+    s3 = on_s3(settings, moto)
     async with running(s3) as live, live.client() as client:
         alice = await add_account(live, "alice")
         await upload(client, f"/api/users/{alice.id}/picture", alice)
@@ -145,13 +144,7 @@ async def test_a_row_changed_while_its_files_are_copied_waits_for_the_next_run(
     settings: Settings, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     local = settings.model_copy(update={"storage_backend": "local"})
-    s3 = settings.model_copy(
-        update={
-            "storage_backend": "s3",
-            "s3_bucket": moto.create_bucket(),
-            "s3_endpoint_url": moto.endpoint,
-        }
-    )
+    s3 = on_s3(settings, moto)
     async with running(local) as live, live.client() as client:
         alice = await add_account(live, "alice")
         await upload(client, f"/api/users/{alice.id}/picture", alice)

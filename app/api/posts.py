@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Path, Request, Response, UploadFile, status
 
 from app import attachments, pictures, posts
+from app.db import end_read_only_transaction
 from app.deps import (
     CurrentUser,
     Cursor,
@@ -133,6 +134,8 @@ async def download_attachment(
     """The attached file, as a download under the name it was sent with."""
     post = await posts.get_post(session, post_id)
     file = attachments.find_attachment(post, attachment_id)
+    # Reading the file can take a while (S3): the connection goes back first.
+    await end_read_only_transaction(session)
     try:
         data = await get_storage(file.storage).read(file.key)
     except (FileNotFoundError, LookupError):

@@ -44,8 +44,7 @@ templates.env.filters["date"] = _format_date
 def _srcset(image: StoredFile | ImagePublic | None) -> str:
     """For <img srcset>: each copy of a picture with its width ("" if none can be shown)."""
     if isinstance(image, ImagePublic):
-        copies = [(r.url, r.width) for r in image.renditions] + [(image.url, image.width)]
-        return ", ".join(f"{url} {width}w" for url, width in copies)
+        return image.srcset
     if isinstance(image, StoredFile):
         try:
             return image.srcset

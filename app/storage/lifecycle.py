@@ -137,11 +137,22 @@ class FileSession(AsyncSession):
 async def delete_due_files(session: AsyncSession) -> None:
     due: list[StoredFile] = session.info.pop(DUE, [])
     for file in due:
-        for key in file.keys:
-            try:
-                await get_storage(file.storage).delete(key)
-            except (StorageError, LookupError) as exc:
-                logger.warning("Left %s for the garbage collector: %s", key, exc)
+        try:
+            storage = get_storage(file.storage)
+        except LookupError as exc:
+            logger.warning("Left %s for the garbage collector: %s", file.key, exc)
+            continue
+        await delete_or_leave(storage, file.keys)
+
+
+async def delete_or_leave(storage: Storage, keys: Iterable[str]) -> None:
+    """Delete these objects; one that cannot be deleted now is logged and left
+    for `python -m app storage gc` (the change that made it unused stands)."""
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except StorageError as exc:
+            logger.warning("Left %s for the garbage collector: %s", key, exc)
 
 
 # --- the synchronous part: session events ----------------------------------------

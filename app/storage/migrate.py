@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.storage.base import ObjectExists, Storage, StorageError
+from app.storage.base import ObjectExists, Storage
 from app.storage.fields import StoredFile, files_in, is_file_column
+from app.storage.lifecycle import delete_or_leave
 from app.storage.registry import get_storage
 
 BATCH_SIZE = 100
@@ -108,7 +109,7 @@ async def _migrate_row(
     except FileNotFoundError as exc:
         logger.warning("%s %s: a file is missing (%s); row left as it is", table.name, row_key, exc)
         report.missing += 1
-        await _delete(target, made)
+        await delete_or_leave(target, made)
         return
     if not changes:
         return
@@ -125,19 +126,11 @@ async def _migrate_row(
         await session.commit()
     if result.rowcount != 1:
         report.changed_meanwhile += 1
-        await _delete(target, made)
+        await delete_or_leave(target, made)
         return
     report.moved += len(moved)
     for file in moved:
-        await _delete(get_storage(file.storage), list(file.keys))
-
-
-async def _delete(storage: Storage, keys: list[str]) -> None:
-    for key in keys:
-        try:
-            await storage.delete(key)
-        except StorageError as exc:
-            logger.warning("Left %s for the garbage collector: %s", key, exc)
+        await delete_or_leave(get_storage(file.storage), list(file.keys))
 
 
 async def _copy(
