@@ -37,6 +37,16 @@ class Conflict(AppError):
         self.field = field
 
 
+class UploadRejected(AppError):
+    """A file its field does not accept; the message says why, in a user's words."""
+
+    status_code = 422
+
+
+class UploadTooLarge(UploadRejected):
+    status_code = 413
+
+
 def human_size(size: int) -> str:
     """A byte count for messages: "10 MB", "300 KB"."""
     if size >= 1024 * 1024:

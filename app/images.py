@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps
 
-from app.uploads import UploadRejected
+from app.errors import UploadRejected
 
 MAX_PIXELS = 40_000_000
 # Memory that decoding one image may take at its peak (see _decode_bytes). A
@@ -42,10 +42,8 @@ class ImageRejected(UploadRejected):
 
 @dataclass(frozen=True, slots=True)
 class ImagePreset:
-    """What to make of an uploaded picture."""
+    """What to make of an uploaded picture, and which pictures to accept."""
 
-    # Where the result is stored: the first part of its storage key.
-    kind: str
     # crop=True: a `size` x `size` square, centre-cropped.
     # crop=False: at most `size` pixels on the longer side, the shape kept,
     # never enlarged.
@@ -54,6 +52,12 @@ class ImagePreset:
     # Widths of the smaller copies made beside it, for <img srcset>: a phone
     # loads a small one. None is wider than the image itself.
     renditions: tuple[int, ...] = ()
+    # Pictures with more pixels (width x height) are refused before decoding;
+    # at most MAX_PIXELS, Pillow's own limit here.
+    max_pixels: int = MAX_PIXELS
+    # Smaller pictures are refused: too small to show.
+    min_width: int = 16
+    min_height: int = 16
 
     def with_size(self, size: int) -> "ImagePreset":
         """The same preset at another size, keeping the renditions smaller than it."""
@@ -61,9 +65,9 @@ class ImagePreset:
         return dataclasses.replace(self, size=size, renditions=smaller)
 
 
-POST_COVER = ImagePreset(kind="posts", size=1600, crop=False, renditions=(480, 960))
+POST_COVER = ImagePreset(size=1600, crop=False, renditions=(480, 960))
 # Profile pictures: squares of AVATAR_SIZE (a setting), and of 64 and 128 pixels.
-AVATAR = ImagePreset(kind="avatars", size=256, crop=True, renditions=(64, 128))
+AVATAR = ImagePreset(size=256, crop=True, renditions=(64, 128))
 
 
 def avatar_preset(size: int) -> ImagePreset:
@@ -75,9 +79,6 @@ class ProcessedImage:
     data: bytes
     width: int
     height: int
-    kind: str
-    # The name the user gave the file, kept as metadata only (never in the key).
-    filename: str | None = None
     # (data, width, height) of each smaller copy, smallest first.
     renditions: tuple[tuple[bytes, int, int], ...] = ()
     content_type: str = "image/webp"
@@ -88,7 +89,7 @@ def process(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
     """The whole pipeline: call it in a worker thread.
 
     Raises ImageRejected for anything that is not an image we accept."""
-    image = _open(source)
+    image = _open(source, preset)
     try:
         # Shrunk as early as possible: only the decoded upload is ever held
         # at full size, never a copy of it (a 40-megapixel image takes 160 MB).
@@ -103,28 +104,31 @@ def process(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
         ) from exc
 
 
-def _open(source: BinaryIO) -> Image.Image:
+def _open(source: BinaryIO, preset: ImagePreset) -> Image.Image:
     """Identify the format from the bytes (never the name or the declared type)
     and check the dimensions from the header, before decoding any pixels."""
     try:
         image = Image.open(source, formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError:
-        raise _too_many_pixels() from None
+        raise _too_many_pixels(preset.max_pixels) from None
     except (OSError, SyntaxError, ValueError):
         raise ImageRejected(
             "This file is not an image we accept. Upload a JPEG, PNG, WebP or GIF image."
         ) from None
     width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise _too_many_pixels(f" ({width}x{height} pixels)")
+    if width * height > preset.max_pixels:
+        raise _too_many_pixels(preset.max_pixels, f" ({width}x{height} pixels)")
+    if width < preset.min_width or height < preset.min_height:
+        raise ImageRejected(
+            f"The image is too small ({width}x{height} pixels). "
+            f"It must be at least {preset.min_width}x{preset.min_height} pixels."
+        )
     return image
 
 
-def _too_many_pixels(dimensions: str = "") -> ImageRejected:
-    return ImageRejected(
-        f"The image is too large{dimensions}. "
-        f"The limit is {MAX_PIXELS // 1_000_000} million pixels."
-    )
+def _too_many_pixels(limit: int, dimensions: str = "") -> ImageRejected:
+    millions = f"{limit / 1_000_000:g} million"
+    return ImageRejected(f"The image is too large{dimensions}. The limit is {millions} pixels.")
 
 
 def _decode_bytes(image: Image.Image) -> int:
@@ -230,7 +234,6 @@ def _encode(image: Image.Image, preset: ImagePreset) -> ProcessedImage:
         data=_webp(image),
         width=image.width,
         height=image.height,
-        kind=preset.kind,
         renditions=_renditions(image, preset.renditions),
     )
 

@@ -13,18 +13,13 @@ One pool per app, made in the lifespan and shared by every request.
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from fastapi import UploadFile
-
 from app.errors import AppError
-from app.images import ImagePreset, ProcessedImage, process
-from app.uploads import check_upload_size, display_filename
 
 T = TypeVar("T")
 
@@ -68,18 +63,11 @@ class ImageWorkers:
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
-    async def process(
-        self, upload: UploadFile, preset: ImagePreset, *, user: int
-    ) -> ProcessedImage:
-        """Check the upload's size, then make `preset` of it in a worker thread,
-        one image at a time for each `user`."""
-        await check_upload_size(upload, self.max_upload_bytes)
-        image = await self.call(process, upload.file, preset, user=user)
-        return dataclasses.replace(image, filename=display_filename(upload.filename))
-
-    async def call(self, function: Callable[..., T], *args: Any, user: int) -> T:
-        """`function(*args)` in an image thread, one at a time for each `user`
-        (pictures, and checking an attachment's bytes)."""
+    async def call(self, function: Callable[..., T], *args: Any, user: int | None) -> T:
+        """`function(*args)` in an image thread (re-encoding a picture, checking
+        a file's bytes), one at a time for each `user` (None: nobody's)."""
+        if user is None:
+            return await self._submit(function, *args)
         if self.waiting.get(user, 0) > WAITING_PER_USER:
             raise ImagesBusy
         lock = self.users.setdefault(user, asyncio.Lock())

@@ -5,16 +5,13 @@ import io
 import re
 import threading
 from collections.abc import Callable
-from typing import BinaryIO
 
 import httpx
 import pytest
-from fastapi import UploadFile
 from PIL import Image
 
-from app import workers as workers_module
 from app.config import Settings
-from app.images import POST_COVER, ImagePreset, ProcessedImage
+from app.images import ImagePreset
 from app.models import User
 from app.pictures import regenerate_renditions
 from app.workers import WAITING_PER_USER, ImagesBusy, ImageWorkers
@@ -154,12 +151,19 @@ async def test_webp_is_accepted(client: httpx.AsyncClient, alice: Account) -> No
     assert cover.size == (120, 80)
 
 
-async def test_one_pixel_image_is_accepted(client: httpx.AsyncClient, alice: Account) -> None:
-    avatar = await set_avatar(client, alice, pictures.one_pixel())
+async def test_pictures_below_the_fields_minimum_are_refused(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    post = await create_post(client, alice)
+    for path in (f"/api/users/{alice.id}/picture", f"/api/posts/{post['id']}/image"):
+        refused = await upload(client, path, alice, pictures.one_pixel(), "dot.png")
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == (
+            "The image is too small (1x1 pixels). It must be at least 16x16 pixels."
+        )
+    # The smallest accepted picture is still made into a full-size square.
+    avatar = await set_avatar(client, alice, pictures.jpeg(16, 16))
     assert avatar.size == (256, 256)
-    assert close(pixel(avatar, (128, 128)), pictures.GREEN)
-    cover = await set_cover(client, alice, pictures.one_pixel())
-    assert cover.size == (1, 1)
 
 
 async def test_large_photo_is_scaled_down(client: httpx.AsyncClient, alice: Account) -> None:
@@ -390,29 +394,20 @@ async def test_new_post_with_a_bad_image_keeps_the_text_and_saves_nothing(
 # --- a fair queue ---------------------------------------------------------------------
 
 
-def text_upload(name: str) -> UploadFile:
-    return UploadFile(io.BytesIO(name.encode()), filename=name)
-
-
-async def test_one_users_uploads_take_one_place_in_the_queue(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_one_users_uploads_take_one_place_in_the_queue() -> None:
     """Ten uploads from one user do not make everyone else wait for ten images."""
     gate = threading.Event()
     order: list[str] = []
 
-    def slow(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
+    def slow(name: str) -> None:
         gate.wait(timeout=10)
-        order.append(source.read().decode())
-        return ProcessedImage(data=b"", width=1, height=1, kind=preset.kind)
+        order.append(name)
 
-    monkeypatch.setattr(workers_module, "process", slow)
     workers = ImageWorkers(max_upload_bytes=1000, workers=1)
     try:
         uploads = []
         for name, user in [("a1", 1), ("a2", 1), ("a3", 1), ("b1", 2)]:
-            upload = workers.process(text_upload(name), POST_COVER, user=user)
-            uploads.append(asyncio.create_task(upload))
+            uploads.append(asyncio.create_task(workers.call(slow, name, user=user)))
             await asyncio.sleep(0.05)  # each in the queue (or waiting) before the next
         gate.set()
         await asyncio.gather(*uploads)
@@ -421,27 +416,22 @@ async def test_one_users_uploads_take_one_place_in_the_queue(
     assert order == ["a1", "b1", "a2", "a3"]
 
 
-async def test_one_user_cannot_queue_more_than_a_few_uploads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_one_user_cannot_queue_more_than_a_few_uploads() -> None:
     gate = threading.Event()
 
-    def slow(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
+    def slow() -> None:
         gate.wait(timeout=10)
-        return ProcessedImage(data=b"", width=1, height=1, kind=preset.kind)
 
-    monkeypatch.setattr(workers_module, "process", slow)
     workers = ImageWorkers(max_upload_bytes=1000, workers=1)
     try:
         waiting = [
-            asyncio.create_task(workers.process(text_upload(f"u{n}"), POST_COVER, user=1))
-            for n in range(1 + WAITING_PER_USER)
+            asyncio.create_task(workers.call(slow, user=1)) for n in range(1 + WAITING_PER_USER)
         ]
         await asyncio.sleep(0.05)
         with pytest.raises(ImagesBusy):
-            await workers.process(text_upload("one too many"), POST_COVER, user=1)
+            await workers.call(slow, user=1)
         # Someone else still gets in line.
-        other = asyncio.create_task(workers.process(text_upload("b"), POST_COVER, user=2))
+        other = asyncio.create_task(workers.call(slow, user=2))
         gate.set()
         await asyncio.gather(*waiting, other)
     finally:
@@ -518,7 +508,7 @@ async def test_regenerate_makes_the_renditions_todays_settings_ask_for(
     before = {stored.key async for stored in server.storage.scan()}
 
     # The sizes change: 100 and 200 pixels instead of 64 and 128.
-    changed = ImagePreset(kind="avatars", size=256, crop=True, renditions=(100, 200))
+    changed = ImagePreset(size=256, crop=True, renditions=(100, 200))
     report = await regenerate_renditions(server.sessionmaker, [(User, changed)], progress=print)
     assert (report.checked, report.rebuilt) == (1, 1)
     image = (await client.get("/api/users/me", headers=alice.headers)).json()["image"]

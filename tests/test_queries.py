@@ -127,13 +127,13 @@ async def test_uploads_hold_no_connection_while_their_image_is_processed(
 ) -> None:
     images = server.app.state.images
     seen: list[int] = []
-    processing = images.process
+    processing = images.call
 
-    async def observed(upload: Any, preset: Any, **kwargs: Any) -> Any:
+    async def observed(*args: Any, **kwargs: Any) -> Any:
         seen.append(connections_in_use())
-        return await processing(upload, preset, **kwargs)
+        return await processing(*args, **kwargs)
 
-    monkeypatch.setattr(images, "process", observed)
+    monkeypatch.setattr(images, "call", observed)
 
     file = {"file": ("me.jpg", pictures.jpeg(), "image/jpeg")}
     avatar = await browser.patch(
@@ -148,10 +148,14 @@ async def test_uploads_hold_no_connection_while_their_image_is_processed(
     published = await browser.post(
         "/posts/new",
         data={"title": "With a cover", "content": "Words", "csrf_token": csrf_from(page.text)},
-        files={"image": ("cover.png", pictures.png_with_alpha(), "image/png")},
+        files=[
+            ("image", ("cover.png", pictures.png_with_alpha(), "image/png")),
+            ("attachments", ("notes.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")),
+        ],
     )
     assert published.status_code == 303
-    assert seen == [0, 0, 0]
+    # The avatar, the two covers and the attachment, each without a connection.
+    assert seen == [0, 0, 0, 0]
 
 
 async def test_logins_hold_no_connection_while_the_password_is_checked(

@@ -27,9 +27,10 @@ from app.models import (
     PostUpdate,
 )
 from app.pagination import write_cursor
-from app.policies import image_preset
+from app.policies import policy_of
 from app.posts import PostPage
 from app.storage import get_storage
+from app.uploads import store_accepted, store_upload
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
@@ -90,9 +91,9 @@ async def set_image(
 ) -> Post:
     """Upload a cover image for your post (at most 1600 pixels on its longer side
     once stored); the previous one is deleted."""
-    preset = image_preset(Post, "image")
-    image = await pictures.prepare_image(session, images, file, preset, owner=post.author)
-    await pictures.replace_image(session, storage, post, image)
+    policy = policy_of(Post, "image")
+    cover = await store_upload(session, storage, images, file, policy, user=post.user_id)
+    await pictures.set_image(session, post, cover)
     return post
 
 
@@ -122,7 +123,7 @@ async def add_attachment(
     (checked,) = await attachments.check_attachments(
         session, images, post, [file], owner=post.author
     )
-    stored = await attachments.store_attachment(session, storage, checked)
+    stored = await store_accepted(session, storage, checked)
     await attachments.add_attachments(session, post, [stored])
     return post.attachments_public[-1]
 

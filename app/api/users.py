@@ -21,8 +21,9 @@ from app.deps import (
     UserId,
 )
 from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
-from app.policies import image_preset
+from app.policies import policy_of
 from app.security import authenticate, create_access_token
+from app.uploads import store_upload
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
@@ -90,9 +91,9 @@ async def set_picture(
 ) -> User:
     """Upload your profile picture. It is centre-cropped to a square and stored
     without its metadata; the previous picture is deleted."""
-    preset = image_preset(User, "image", size=settings.avatar_size)
-    picture = await pictures.prepare_image(session, images, file, preset, owner=user)
-    await pictures.replace_image(session, storage, user, picture)
+    policy = policy_of(User, "image").with_image_size(settings.avatar_size)
+    picture = await store_upload(session, storage, images, file, policy, user=user.id)
+    await pictures.set_image(session, user, picture)
     return user
 
 

@@ -18,15 +18,15 @@ from app.deps import (
     SettingsDep,
     StorageDep,
 )
-from app.errors import Conflict, Unprocessable
+from app.errors import Conflict, Unprocessable, UploadRejected
 from app.models import User, UserCreate, UserUpdate
 from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pictures import prepare_image, set_image, store_image
-from app.policies import image_preset
+from app.pictures import set_image
+from app.policies import policy_of
 from app.security import authenticate
 from app.storage import forget_files
-from app.uploads import UploadRejected
+from app.uploads import store_upload
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
@@ -156,12 +156,11 @@ async def update_account(
         # Checked and resized before anything is written, so a bad picture
         # leaves the account as it was; stored before the first write too
         # (app/pictures.py says why).
+        policy = policy_of(User, "image").with_image_size(settings.avatar_size)
         try:
-            preset = image_preset(User, "image", size=settings.avatar_size)
-            image = await prepare_image(session, images, upload, preset, owner=user)
+            new_picture = await store_upload(session, storage, images, upload, policy, user=user.id)
         except UploadRejected as exc:
             return _account_form(request, user, values, {"picture": exc.detail})
-        new_picture = await store_image(session, storage, image)
     try:
         await users.update_user(session, user, data)
     except Conflict as exc:

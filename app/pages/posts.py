@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import attachments as attachments_service
 from app import posts, users
-from app.attachments import CheckedUpload, add_attachments, check_attachments, store_attachment
+from app.attachments import add_attachments, check_attachments
 from app.deps import (
     PAGE_DEPENDENCIES,
     Cursor,
@@ -28,15 +28,15 @@ from app.deps import (
     StorageDep,
     UserId,
 )
-from app.images import ProcessedImage
+from app.errors import UploadRejected
 from app.models import Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import write_cursor
-from app.pictures import prepare_image, set_image, store_image
-from app.policies import image_preset, policy_of
+from app.pictures import set_image
+from app.policies import policy_of
 from app.posts import PostPage
 from app.storage import StoredFile
-from app.uploads import UploadRejected
+from app.uploads import AcceptedFile, accept_upload, store_accepted
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
@@ -109,8 +109,8 @@ class CheckedForm:
     or the errors to show beside them."""
 
     data: PostCreate | None = None
-    cover: ProcessedImage | None = None
-    attachments: list[CheckedUpload] = field(default_factory=list)
+    cover: AcceptedFile | None = None
+    attachments: list[AcceptedFile] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -133,8 +133,8 @@ async def _check(
     upload = chosen_file(image)
     try:
         if upload is not None:
-            preset = image_preset(Post, "image")
-            checked.cover = await prepare_image(session, images, upload, preset, owner=owner)
+            policy = policy_of(Post, "image")
+            checked.cover = await accept_upload(session, images, upload, policy, user=owner.id)
     except UploadRejected as exc:
         return CheckedForm(errors={"image": exc.detail})
     chosen = [file for file in map(chosen_file, files) if file is not None]
@@ -148,7 +148,7 @@ async def _check(
 async def _store_attachments(
     session: AsyncSession, storage: StorageDep, checked: CheckedForm
 ) -> list[StoredFile]:
-    return [await store_attachment(session, storage, upload) for upload in checked.attachments]
+    return [await store_accepted(session, storage, upload) for upload in checked.attachments]
 
 
 @router.post("/posts/new", response_model=None)
@@ -168,7 +168,7 @@ async def create_post(
     if checked.data is None:
         return _post_form(request, None, values, checked.errors)
     # Files are stored before the first write (app/pictures.py says why).
-    cover = None if checked.cover is None else await store_image(session, storage, checked.cover)
+    cover = None if checked.cover is None else await store_accepted(session, storage, checked.cover)
     files = await _store_attachments(session, storage, checked)
     post = await posts.create_post(session, user, checked.data, image=cover)
     await add_attachments(session, post, files)
@@ -208,7 +208,7 @@ async def update_post(
     if checked.data is None:
         return _post_form(request, post, values, checked.errors)
     # Files are stored before the first write (app/pictures.py says why).
-    cover = None if checked.cover is None else await store_image(session, storage, checked.cover)
+    cover = None if checked.cover is None else await store_accepted(session, storage, checked.cover)
     files = await _store_attachments(session, storage, checked)
     if cover or remove_image:
         await set_image(session, post, cover)
