@@ -115,6 +115,8 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
             user = await users.create_user(
                 session, UserCreate(username=username, email=email, password=DEMO_PASSWORD)
             )
+            # Demo addresses cannot receive mail: they count as confirmed.
+            user.email_verified = True
             added_users += 1
         assert user.id is not None  # flushed, so the database has given it one
         has_posts = (await session.exec(select(Post.id).where(Post.user_id == user.id))).first()
@@ -212,6 +214,8 @@ async def _run(command: str, args: argparse.Namespace) -> int:
             else:
                 data = UserCreate(username=args.username, email=args.email, password=args.password)
                 user = await users.create_user(session, data)
+                # Made by whoever runs the server, who vouches for the address.
+                user.email_verified = True
                 print(f"Created user {user.username} (id {user.id}).")
     finally:
         await engine.dispose()

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     avatar_size: int = Field(default=256, ge=16, le=2048)
     posts_per_page: int = Field(default=10, ge=1, le=100)
 
+    # Accounts and mail (see app/mail.py).
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    mail_from: str = "Blog <noreply@localhost>"
+    mail_dir: Path = Path("./mail")
+    require_verified_email: bool = False
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"

@@ -1,8 +1,8 @@
 """Every dependency a route can declare, as an `Annotated` alias: one place to
 look up what `SessionDep` or `PageUser` gives and how.
 
-- Request state the app made in its lifespan: `SessionDep`, `SettingsDep`,
-  `StorageDep`, `ImagesDep`.
+- What the app made when it started: `SessionDep`, `SettingsDep`,
+  `StorageDep`, `ImagesDep`, `MailerDep`.
 - Who is asking: `CurrentUser` (the API's Bearer token), `OptionalPageUser` /
   `PageUser` (the pages' login cookie).
 - Rows the asker may change, found before their rights are checked, so a
@@ -28,6 +28,7 @@ from app import posts, users
 from app.config import Settings, app_settings
 from app.db import get_session
 from app.errors import Forbidden
+from app.mail import Mailer
 from app.models import MAX_ID, Post, User, UserPrivate
 from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
 from app.pagination import Position, read_cursor
@@ -59,9 +60,15 @@ async def get_image_workers(request: Request) -> ImageWorkers:
     return workers
 
 
+async def get_mailer(request: Request) -> Mailer:
+    mailer: Mailer = request.app.state.mailer
+    return mailer
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StorageDep = Annotated[Storage, Depends(get_app_storage)]
 ImagesDep = Annotated[ImageWorkers, Depends(get_image_workers)]
+MailerDep = Annotated[Mailer, Depends(get_mailer)]
 
 
 # --- parameters ------------------------------------------------------------------
@@ -185,3 +192,27 @@ async def get_own_account(user_id: UserId, session: SessionDep, current_user: Cu
 
 
 OwnAccount = Annotated[User, Depends(get_own_account)]
+
+
+# --- who may publish -------------------------------------------------------------------
+
+
+def _publisher(
+    get_user: Callable[..., Awaitable[User]],
+) -> Callable[..., Awaitable[User]]:
+    """A dependency giving `get_user`'s user, if they may publish: with
+    REQUIRE_VERIFIED_EMAIL, only once their address is verified."""
+
+    async def publisher(user: Annotated[User, Depends(get_user)], settings: SettingsDep) -> User:
+        if settings.require_verified_email and not user.email_verified:
+            raise Forbidden(
+                "Confirm your email address before publishing: open the link we sent you, "
+                "or ask for a new one on your account page."
+            )
+        return user
+
+    return publisher
+
+
+Publisher = Annotated[User, Depends(_publisher(get_current_user))]
+PagePublisher = Annotated[User, Depends(_publisher(require_page_user))]

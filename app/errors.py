@@ -27,6 +27,14 @@ class Unprocessable(AppError):
     status_code = 422
 
 
+class Invalid(Unprocessable):
+    """Refused input; `field` names the form field whose message it is."""
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 class Conflict(AppError):
     """A unique value is taken; `field` says which, so a form can show it there."""
 

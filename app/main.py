@@ -28,12 +28,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
+from app.api import accounts as accounts_api
 from app.api import health
 from app.api import posts as posts_api
 from app.api import users as users_api
 from app.config import Settings, app_settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+from app.mail import Mailer
 from app.middleware import (
     BodySizeLimitMiddleware,
     HeadAsGetMiddleware,
@@ -105,6 +107,7 @@ UNAVAILABLE_SQLITE_ERRORS = (
 ROUTERS = (
     health.router,
     users_api.router,
+    accounts_api.router,
     posts_api.router,
     account_pages.router,
     post_pages.router,
@@ -357,6 +360,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.mailer = Mailer(settings)
     configure_templates(settings)
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -162,6 +162,11 @@ class User(UserBase, table=True):
     post_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The profile picture: key and metadata here, bytes in the storage backend.
     image: StoredFile | None = Field(default=None, sa_type=FileType(policy=PROFILE_PICTURE))
+    # Every login token carries the version it was issued under; raising it
+    # ends every login at once (a new password, "log out everywhere").
+    token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Set when the user opens the link mailed to their address.
+    email_verified: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
     # lazy="raise": touching an unloaded relationship raises at once instead of
     # emitting SQL, which in async code would fail later with MissingGreenlet.
@@ -214,18 +219,39 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+MIN_PASSWORD_LENGTH = 8
+
+
+def check_password(value: Any) -> Any:
+    """A validator for a new password: valid text, at least 8 characters
+    without counting spaces at either end (so never only spaces)."""
+    value = check_text(value)
+    if isinstance(value, str) and len(value.strip()) < MIN_PASSWORD_LENGTH:
+        raise PydanticCustomError(
+            "short_password",
+            "Use at least {min} characters (spaces at either end do not count).",
+            {"min": MIN_PASSWORD_LENGTH},
+        )
+    return value
+
+
 class UserCreate(UserBase):
     email: EmailStr = Field(max_length=254)
     password: str = Field(min_length=8, max_length=128)
 
     _clean = field_validator("username", "email", mode="before")(clean_text)
-    _check_password = field_validator("password", mode="before")(check_text)
+    _check_password = field_validator("password", mode="before")(check_password)
     _lower_email = field_validator("email")(_lower)
 
 
 class UserUpdate(SQLModel):
     username: str | None = Field(default=None, min_length=1, max_length=50)
     email: EmailStr | None = Field(default=None, max_length=254)
+    # Needed to change the email address: a stolen login alone cannot take
+    # the account over by pointing it at another inbox.
+    current_password: str | None = Field(default=None, max_length=128)
+
+    _check_current = field_validator("current_password", mode="before")(check_text)
 
     _clean = field_validator("username", "email", mode="before")(clean_text)
     _lower_email = field_validator("email")(_lower)
@@ -241,6 +267,45 @@ class UserPublic(UserBase):
 
 class UserPrivate(UserPublic):
     email: str
+    email_verified: bool
+
+
+class NewPassword(SQLModel):
+    """A password someone chooses: at least 8 characters, not all spaces."""
+
+    new_password: str = Field(min_length=8, max_length=128)
+
+    _check = field_validator("new_password", mode="before")(check_password)
+
+
+class PasswordChange(NewPassword):
+    current_password: str = Field(max_length=128)
+
+    _check_current = field_validator("current_password", mode="before")(check_text)
+
+
+class PasswordReset(NewPassword):
+    token: str = Field(max_length=100)
+
+    _check_token = field_validator("token", mode="before")(check_text)
+
+
+class PasswordRecovery(SQLModel):
+    email: EmailStr = Field(max_length=254)
+
+    _clean = field_validator("email", mode="before")(clean_text)
+
+
+class AccountDeletion(SQLModel):
+    password: str = Field(max_length=128)
+
+    _check = field_validator("password", mode="before")(check_text)
+
+
+class EmailVerification(SQLModel):
+    token: str = Field(max_length=500)
+
+    _check_token = field_validator("token", mode="before")(check_text)
 
 
 # --- posts -------------------------------------------------------------------
@@ -347,3 +412,21 @@ class PostsPublic(SQLModel):
     limit: int
     has_more: bool
     next_cursor: str | None
+
+
+# --- accounts ----------------------------------------------------------------
+
+
+class PasswordResetToken(SQLModel, table=True):
+    """A password reset link that was mailed: only a hash of its token is kept,
+    so a copy of the database cannot reset anyone's password. Used once (the
+    row is deleted), dead after `expires_at`, and deleted with every other of
+    the user's when their password changes."""
+
+    __tablename__: ClassVar[str] = "password_reset_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    # SHA-256 of the token, hex: a random token needs no slow hash.
+    token_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

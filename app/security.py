@@ -15,7 +15,7 @@ from functools import lru_cache
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import URLSafeSerializer
+from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -95,19 +95,23 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
 # --- tokens ------------------------------------------------------------------
 
 
-def create_access_token(user_id: int, settings: Settings) -> str:
+def create_access_token(user: User, settings: Settings) -> str:
+    """A signed token for `user`, valid until it expires or until the user's
+    token version moves on (a new password, "log out everywhere")."""
     assert settings.secret_key is not None
     now = datetime.now(UTC)
     claims = {
-        "sub": str(user_id),
+        "sub": str(user.id),
+        "ver": user.token_version,
         "iat": now,
         "exp": now + timedelta(minutes=settings.access_token_expire_minutes),
     }
     return jwt.encode(claims, settings.secret_key.get_secret_value(), TOKEN_ALGORITHM)
 
 
-def read_access_token(token: str, settings: Settings) -> int | None:
-    """The user id a token was issued for, or None if it is forged, expired or malformed."""
+def read_access_token(token: str, settings: Settings) -> tuple[int, int] | None:
+    """(user id, token version) a token was issued for, or None if it is
+    forged, expired or malformed. Tokens from before versions count as 0."""
     assert settings.secret_key is not None
     try:
         claims = jwt.decode(
@@ -116,22 +120,29 @@ def read_access_token(token: str, settings: Settings) -> int | None:
             algorithms=[TOKEN_ALGORITHM],
             options={"require": ["sub", "exp"]},
         )
-        user_id = int(claims["sub"])
-    except (jwt.InvalidTokenError, ValueError):
+        user_id, version = int(claims["sub"]), claims.get("ver", 0)
+    except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
-    return user_id if 1 <= user_id <= MAX_ID else None
+    if not 1 <= user_id <= MAX_ID or type(version) is not int:
+        return None
+    return user_id, version
 
 
 async def user_from_token(
     token: str | None, settings: Settings, session: AsyncSession
 ) -> User | None:
-    """The user a token belongs to; None for no token, a bad one, or a deleted user."""
+    """The user a token belongs to; None for no token, a bad one, one issued
+    before the user's logins were ended, or a deleted user."""
     if not token:
         return None
-    user_id = read_access_token(token, settings)
-    if user_id is None:
+    claims = read_access_token(token, settings)
+    if claims is None:
         return None
-    return await session.get(User, user_id)
+    user_id, version = claims
+    user = await session.get(User, user_id)
+    if user is None or user.token_version != version:
+        return None
+    return user
 
 
 # --- signed values ----------------------------------------------------------------
@@ -145,3 +156,9 @@ def serializer(settings: Settings, purpose: str) -> URLSafeSerializer:
     """
     assert settings.secret_key is not None
     return URLSafeSerializer(settings.secret_key.get_secret_value(), salt=purpose)
+
+
+def timed_serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
+    """Like `serializer`, for values that expire: `loads(value, max_age=...)`."""
+    assert settings.secret_key is not None
+    return URLSafeTimedSerializer(settings.secret_key.get_secret_value(), salt=purpose)

@@ -6,7 +6,8 @@ from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import security
-from app.errors import Conflict, NotFound
+from app.db import end_read_only_transaction
+from app.errors import Conflict, Invalid, NotFound
 from app.models import Post, User, UserCreate, UserUpdate, utcnow
 
 USERNAME_TAKEN = "That username is already taken."
@@ -71,11 +72,43 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
     return user
 
 
+async def check_current_password(
+    session: AsyncSession, user: User, password: str | None, *, field: str = "current_password"
+) -> None:
+    """Refuse (Invalid, beside `field`) unless `password` is the user's.
+
+    Asked before changes that a stolen login must not be able to make. Call
+    it before the request writes: Argon2 runs with no connection held.
+    """
+    if not password:
+        raise Invalid("Enter your current password to confirm this change.", field=field)
+    await end_read_only_transaction(session)
+    if not await security.verify_password(user.password_hash, password):
+        raise Invalid("That is not your current password.", field=field)
+
+
+def changes_email(user: User, data: UserUpdate) -> bool:
+    return data.email is not None and data.email != user.email
+
+
+async def check_update_allowed(session: AsyncSession, user: User, data: UserUpdate) -> None:
+    """A new email address needs the current password: call this before the
+    request writes anything, then `update_user`."""
+    if changes_email(user, data):
+        await check_current_password(session, user, data.current_password)
+
+
 async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    """Change the username or email (after `check_update_allowed`). A new
+    email address is unverified until the link mailed to it is opened."""
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"current_password"})
+    if not changes_email(user, data):
+        changes.pop("email", None)
     if not changes:
         return user
     username, email = changes.get("username"), changes.get("email")
+    if email is not None:
+        changes["email_verified"] = False
     await _ensure_unique(session, username=username, email=email, exclude_id=user.id)
     try:
         async with session.begin_nested():

@@ -14,6 +14,7 @@ import pytest
 from app.config import Settings
 from tests.databases import Databases, PostgresDatabases, SqliteDatabases
 from tests.helpers import TEST_SECRET, Account, RunningApp, add_account, running
+from tests.mailserver import Inbox, MailServer
 from tests.s3server import MotoServer
 
 
@@ -35,10 +36,26 @@ def database_url(databases: Databases) -> str:
     return databases.migrated()
 
 
+@pytest.fixture(scope="session")
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that every test's app sends to."""
+    server = MailServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    """The test's settings: its own database, and local media or (on the PostgreSQL
-    leg) a prefix of its own in the S3 bucket."""
+def inbox(mail_server: MailServer) -> Inbox:
+    """What the SMTP server receives during this test."""
+    mail_server.inbox.messages.clear()
+    return mail_server.inbox
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, mail_server: MailServer) -> Settings:
+    """The test's settings: its own database, mail to the test SMTP server, and
+    local media or (on the PostgreSQL leg) a prefix of its own in the S3 bucket."""
     storage: dict[str, object] = {"media_root": tmp_path / "media"}
     if os.environ.get("TEST_S3_ENDPOINT_URL"):
         storage |= {
@@ -51,6 +68,11 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         _env_file=None,
         database_url=database_url,
         secret_key=TEST_SECRET,
+        smtp_host="127.0.0.1",
+        smtp_port=mail_server.port,
+        smtp_security="none",
+        mail_dir=tmp_path / "mail",
+        public_url="http://testserver",
         **storage,  # type: ignore[arg-type]
     )
 

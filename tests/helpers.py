@@ -153,7 +153,7 @@ async def add_account(running_app: RunningApp, username: str) -> Account:
         session.add(user)
         await session.commit()
     assert user.id is not None
-    token = create_access_token(user.id, running_app.settings)
+    token = create_access_token(user, running_app.settings)
     return Account(user.id, username, email, {"Authorization": f"Bearer {token}"})
 
 
@@ -200,6 +200,13 @@ async def create_post(
     assert response.status_code == 201, response.text
     post: dict[str, object] = response.json()
     return post
+
+
+async def delete_account(client: httpx.AsyncClient, account: Account) -> httpx.Response:
+    """Delete the account through the API, confirmed with its password."""
+    return await client.request(
+        "DELETE", f"/api/users/{account.id}", json={"password": PASSWORD}, headers=account.headers
+    )
 
 
 # --- pages -----------------------------------------------------------------------

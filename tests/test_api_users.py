@@ -18,6 +18,7 @@ from tests.helpers import (
     Account,
     RunningApp,
     create_post,
+    delete_account,
     register,
     sign_up,
 )
@@ -98,6 +99,7 @@ async def test_token_with_right_password_opens_me(
         "id": alice.id,
         "username": "alice",
         "email": "alice@example.com",
+        "email_verified": False,
         "image_url": "/static/img/default-avatar.svg",
         "image": None,
     }
@@ -176,7 +178,7 @@ async def test_user_can_change_own_username_and_email(
 ) -> None:
     response = await client.patch(
         f"/api/users/{alice.id}",
-        json={"username": "alicia", "email": "Alicia@Example.com"},
+        json={"username": "alicia", "email": "Alicia@Example.com", "current_password": PASSWORD},
         headers=alice.headers,
     )
     assert response.status_code == 200
@@ -215,7 +217,9 @@ async def test_patch_user_errors(client: httpx.AsyncClient, alice: Account, bob:
     taken = await client.patch(url, json={"username": "bob"}, headers=alice.headers)
     assert taken.status_code == 409
     assert "username" in taken.json()["detail"]
-    taken = await client.patch(url, json={"email": "bob@example.com"}, headers=alice.headers)
+    taken = await client.patch(
+        url, json={"email": "bob@example.com", "current_password": PASSWORD}, headers=alice.headers
+    )
     assert taken.status_code == 409
     assert "email" in taken.json()["detail"]
     invalid = await client.patch(url, json={"username": "a" * 51}, headers=alice.headers)
@@ -228,7 +232,7 @@ async def test_deleting_account_deletes_its_posts(
 ) -> None:
     alice_post = await create_post(client, alice)
     bob_post = await create_post(client, bob)
-    response = await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+    response = await delete_account(client, alice)
     assert response.status_code == 204
     assert (await client.get(f"/api/users/{alice.id}")).status_code == 404
     assert (await client.get(f"/api/posts/{alice_post['id']}")).status_code == 404
@@ -276,7 +280,7 @@ async def test_old_token_never_opens_an_account_created_after_deletion(
     client: httpx.AsyncClient,
 ) -> None:
     first = await sign_up(client, "carol")
-    await client.delete(f"/api/users/{first.id}", headers=first.headers)
+    await delete_account(client, first)
     again = await register(client, "carol")
     assert again["id"] != first.id
     assert (await client.get("/api/users/me", headers=first.headers)).status_code == 401

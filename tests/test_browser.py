@@ -6,6 +6,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from app.config import Settings
 from tests import pictures
 from tests.helpers import PASSWORD, RunningApp, create_post, serve, sign_up
+from tests.mailserver import Inbox, wait_for_mail
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 AVATAR_URL = re.compile(r".*avatars/[A-Za-z0-9_-]+\.webp.*")
@@ -75,12 +77,9 @@ async def register_and_log_in(page: Page, base: str) -> None:
     await page.fill("#password", PASSWORD)
     await page.fill("#confirm_password", PASSWORD)
     await page.click("button:has-text('Register')")
-    await expect(page.locator(".flash")).to_contain_text("Your account is ready")
-    assert page.url == f"{base}/login"
-    await page.fill("#email", "dora@example.com")
-    await page.fill("#password", PASSWORD)
-    await page.click("form.form button[type=submit]")
-    await expect(page.locator(".flash")).to_contain_text("Welcome back, dora!")
+    # Logged in at once, on the home page.
+    await expect(page.locator(".flash")).to_contain_text("Welcome, dora!")
+    assert page.url == f"{base}/"
 
 
 async def upload_avatar(page: Page, base: str, avatar: Path, settings: Settings) -> None:
@@ -208,3 +207,34 @@ async def test_whole_flow_without_javascript(
 
     await edit_delete_log_out(page, base, post_url, javascript=False)
     await context.close()
+
+
+async def test_a_forgotten_password_is_reset_by_mail(
+    server: RunningApp, browser: Browser, inbox: Inbox
+) -> None:
+    async with server.client() as client:
+        erin = await sign_up(client, "erin")
+    new_password = "a brand new passphrase"
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/login")
+    await page.click("text=Forgot your password?")
+    await page.fill("#email", erin.email)
+    await page.click("button:has-text('Send the link')")
+    await expect(page.locator(".flash")).to_contain_text("a link to reset its password")
+
+    # The link in the mail the SMTP server received (its path: the mail names
+    # the site's PUBLIC_URL, and this server listens on a port of its own).
+    await wait_for_mail(inbox, erin.email, count=2)  # the verification link came first
+    link = urlsplit(inbox.last_link(erin.email))
+    assert link.path == "/reset-password"
+    await page.goto(f"{server.url}{link.path}?{link.query}")
+    await page.fill("#new_password", new_password)
+    await page.fill("#confirm_password", new_password)
+    await page.click("button:has-text('Set the new password')")
+    await expect(page.locator(".flash")).to_contain_text("Your password is changed")
+
+    await page.fill("#email", erin.email)
+    await page.fill("#password", new_password)
+    await page.click("form.form button[type=submit]")
+    await expect(page.locator(".flash")).to_contain_text("Welcome back, erin!")
+    await screenshot(page, "password-reset")

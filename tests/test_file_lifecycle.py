@@ -20,7 +20,15 @@ from app.models import User, UserCreate, UserUpdate
 from app.storage import FileType, Storage, StoredFile, store_file
 from app.storage.gc import collect_garbage
 from tests import pictures
-from tests.helpers import Account, RunningApp, create_post, running, sign_up, stored_files
+from tests.helpers import (
+    Account,
+    RunningApp,
+    create_post,
+    delete_account,
+    running,
+    sign_up,
+    stored_files,
+)
 from tests.s3server import MotoServer
 
 KEY = re.compile(r"(?:avatars|posts)/[A-Za-z0-9_-]+\.webp")
@@ -293,7 +301,7 @@ async def test_deleting_a_user_deletes_every_file_of_theirs(
     bob_picture = await picture_key(client, bob)
     assert len(await stored_keys(server)) == 5
 
-    response = await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+    response = await delete_account(client, alice)
     assert response.status_code == 204
     assert await stored_keys(server) == {bob_picture, bob_cover}
 
@@ -356,7 +364,7 @@ async def test_a_cascade_three_tables_deep_leaves_no_file_behind(
     if deleted == "post":
         response = await client.delete(f"/api/posts/{post['id']}", headers=alice.headers)
     else:
-        response = await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+        response = await delete_account(client, alice)
     assert response.status_code == 204
     assert await stored_keys(server) == {kept}
     async with server.sessionmaker() as session:

@@ -21,6 +21,7 @@ from tests.helpers import (
     RunningApp,
     create_post,
     csrf_from,
+    delete_account,
     page_login,
     running,
     sign_up,
@@ -494,7 +495,7 @@ async def test_renditions_are_made_served_and_deleted_with_their_picture(
     assert " 480w, " in page
     assert 'sizes="(max-width: 760px) 100vw, 720px"' in page
     assert 'loading="lazy"' in (await client.get("/")).text
-    await client.delete(f"/api/users/{alice.id}", headers=alice.headers)
+    await delete_account(client, alice)
     assert [stored async for stored in server.storage.scan()] == []
 
 

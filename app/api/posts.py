@@ -7,13 +7,13 @@ from fastapi import APIRouter, File, Path, Request, Response, UploadFile, status
 from app import attachments, pictures, posts
 from app.db import end_read_only_transaction
 from app.deps import (
-    CurrentUser,
     Cursor,
     ImagesDep,
     ImageUpload,
     Limit,
     OwnPost,
     PostId,
+    Publisher,
     SessionDep,
     StorageDep,
 )
@@ -56,7 +56,7 @@ async def list_posts(
 
 
 @router.post("", response_model=PostPublic, status_code=status.HTTP_201_CREATED)
-async def create_post(data: PostCreate, session: SessionDep, current_user: CurrentUser) -> Post:
+async def create_post(data: PostCreate, session: SessionDep, current_user: Publisher) -> Post:
     """Publish a post as the logged-in user."""
     return await posts.create_post(session, current_user, data)
 

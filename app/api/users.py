@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from app import pictures, posts, users
+from app import accounts, pictures, posts, users
 from app.api.posts import page_of_posts
 from app.deps import (
     CurrentUser,
@@ -14,13 +14,22 @@ from app.deps import (
     ImagesDep,
     ImageUpload,
     Limit,
+    MailerDep,
     OwnAccount,
     SessionDep,
     SettingsDep,
     StorageDep,
     UserId,
 )
-from app.models import PostsPublic, User, UserCreate, UserPrivate, UserPublic, UserUpdate
+from app.models import (
+    AccountDeletion,
+    PostsPublic,
+    User,
+    UserCreate,
+    UserPrivate,
+    UserPublic,
+    UserUpdate,
+)
 from app.policies import policy_of
 from app.security import authenticate, create_access_token
 from app.uploads import store_upload
@@ -34,9 +43,18 @@ class Token(BaseModel):
 
 
 @router.post("", response_model=UserPrivate, status_code=status.HTTP_201_CREATED)
-async def register(data: UserCreate, session: SessionDep) -> User:
-    """Create an account. The username and email must not be taken already."""
-    return await users.create_user(session, data)
+async def register(
+    data: UserCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    mailer: MailerDep,
+    background: BackgroundTasks,
+) -> User:
+    """Create an account. The username and email must not be taken already; a
+    link to verify the address is mailed to it."""
+    user = await users.create_user(session, data)
+    background.add_task(mailer.send, accounts.verification_mail(user, settings))
+    return user
 
 
 @router.post("/token")
@@ -53,7 +71,7 @@ async def login_for_token(
             detail="Incorrect email or password.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Token(access_token=create_access_token(user.id, settings))
+    return Token(access_token=create_access_token(user, settings))
 
 
 @router.get("/me", response_model=UserPrivate)
@@ -69,15 +87,29 @@ async def read_user(user_id: UserId, session: SessionDep) -> User:
 
 
 @router.patch("/{user_id}", response_model=UserPrivate)
-async def update_user(user: OwnAccount, data: UserUpdate, session: SessionDep) -> User:
-    """Change your own username or email."""
-    return await users.update_user(session, user, data)
+async def update_user(
+    user: OwnAccount,
+    data: UserUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    mailer: MailerDep,
+    background: BackgroundTasks,
+) -> User:
+    """Change your own username or email. A new email needs `current_password`,
+    and is unverified until you open the link mailed to it."""
+    await users.check_update_allowed(session, user, data)
+    new_email = users.changes_email(user, data)
+    await users.update_user(session, user, data)
+    if new_email:
+        background.add_task(mailer.send, accounts.verification_mail(user, settings))
+    return user
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user: OwnAccount, session: SessionDep) -> None:
-    """Delete your own account and all of your posts."""
-    await users.delete_user(session, user)
+async def delete_user(user: OwnAccount, data: AccountDeletion, session: SessionDep) -> None:
+    """Delete your own account, all of your posts and their files. Send your
+    password (JSON `{"password": ...}`) to confirm."""
+    await accounts.delete_account(session, user, data.password)
 
 
 @router.patch("/{user_id}/picture", response_model=UserPrivate)

@@ -1,25 +1,31 @@
-"""Pages for accounts: register, log in and out, edit your account."""
+"""Pages for accounts: register, log in and out, edit your account, change
+or reset the password, verify the email address, delete the account.
+
+Mail goes out in a background task once the response is sent (after the
+commit): see app/mail.py.
+"""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 
-from app import users
+from app import accounts, users
 from app.deps import (
     PAGE_DEPENDENCIES,
     FormFile,
     FormText,
     ImagesDep,
+    MailerDep,
     OptionalPageUser,
     PageUser,
     SessionDep,
     SettingsDep,
     StorageDep,
 )
-from app.errors import Conflict, Unprocessable, UploadRejected
-from app.models import User, UserCreate, UserUpdate
+from app.errors import Conflict, Invalid, Unprocessable, UploadRejected
+from app.models import PasswordChange, PasswordRecovery, PasswordReset, User, UserCreate, UserUpdate
 from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pictures import set_image
@@ -66,6 +72,9 @@ async def register_form(
 async def register(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
+    mailer: MailerDep,
+    background: BackgroundTasks,
     username: FormText = "",
     email: FormText = "",
     password: FormText = "",
@@ -83,10 +92,15 @@ async def register(
     if errors:
         return _form(request, "register.html", values, errors)
     try:
-        await users.create_user(session, data)
+        user = await users.create_user(session, data)
     except Conflict as exc:
         return _form(request, "register.html", values, {exc.field: exc.detail})
-    return redirect(request, "/login", "Your account is ready. You can log in now.")
+    background.add_task(mailer.send, accounts.verification_mail(user, settings))
+    # Logged in straight away: nobody wants to type what they just typed again.
+    message = f"Welcome, {user.username}! We sent a link to {user.email} to confirm it."
+    response = redirect(request, "/", message)
+    set_login_cookie(response, user, settings)
+    return response
 
 
 @router.get("/login", response_model=None)
@@ -117,7 +131,7 @@ async def login(
         errors = {"form": "Incorrect email or password."}
         return _form(request, "login.html", values, errors, status_code=400)
     response = redirect(request, next_path, f"Welcome back, {user.username}!")
-    set_login_cookie(response, user.id, settings)
+    set_login_cookie(response, user, settings)
     return response
 
 
@@ -133,6 +147,10 @@ async def account_form(request: Request, user: PageUser) -> HTMLResponse:
     return _account_form(request, user, {"username": user.username, "email": user.email})
 
 
+def _refused(exc: Invalid | Conflict) -> dict[str, str]:
+    return {exc.field: exc.detail}
+
+
 @router.post("/account", response_model=None)
 async def update_account(
     request: Request,
@@ -141,15 +159,25 @@ async def update_account(
     user: PageUser,
     images: ImagesDep,
     storage: StorageDep,
+    mailer: MailerDep,
+    background: BackgroundTasks,
     username: FormText = "",
     email: FormText = "",
+    current_password: FormText = "",
     picture: FormFile = None,
 ) -> HTMLResponse | RedirectResponse:
     values = {"username": username, "email": email}
     try:
-        data = UserUpdate(username=username, email=email)
+        data = UserUpdate(username=username, email=email, current_password=current_password)
     except ValidationError as exc:
         return _account_form(request, user, values, field_errors(exc))
+    new_email = users.changes_email(user, data)
+    try:
+        # The password first: it ends the read-only transaction, which
+        # nothing may come before.
+        await users.check_update_allowed(session, user, data)
+    except Invalid as exc:
+        return _account_form(request, user, values, _refused(exc))
     upload = chosen_file(picture)
     new_picture = None
     if upload:
@@ -166,9 +194,16 @@ async def update_account(
     except Conflict as exc:
         # The form comes back; the picture stored for it goes after the commit.
         forget_files(session, [new_picture])
-        return _account_form(request, user, values, {exc.field: exc.detail})
+        return _account_form(request, user, values, _refused(exc))
     if new_picture:
         await set_image(session, user, new_picture)
+    if new_email:
+        background.add_task(mailer.send, accounts.verification_mail(user, settings))
+        return redirect(
+            request,
+            "/account",
+            f"Your account is updated. We sent a link to {user.email} to confirm it.",
+        )
     return redirect(request, "/account", "Your account is updated.")
 
 
@@ -176,3 +211,179 @@ async def update_account(
 async def remove_picture(request: Request, session: SessionDep, user: PageUser) -> RedirectResponse:
     await set_image(session, user, None)
     return redirect(request, "/account", "Your profile picture is removed.")
+
+
+# --- passwords and logins -------------------------------------------------------------
+
+
+@router.get("/account/password")
+async def password_form(request: Request, _user: PageUser) -> HTMLResponse:
+    return _form(request, "password.html", {})
+
+
+def _new_password_errors(
+    exc: ValidationError | None, new_password: str, confirm_password: str
+) -> dict[str, str]:
+    errors = field_errors(exc) if exc else {}
+    if new_password != confirm_password:
+        errors.setdefault("confirm_password", "The two passwords do not match.")
+    return errors
+
+
+@router.post("/account/password", response_model=None)
+async def change_password(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: PageUser,
+    current_password: FormText = "",
+    new_password: FormText = "",
+    confirm_password: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    data, problem = None, None
+    try:
+        data = PasswordChange(current_password=current_password, new_password=new_password)
+    except ValidationError as exc:
+        problem = exc
+    errors = _new_password_errors(problem, new_password, confirm_password)
+    if errors or data is None:
+        return _form(request, "password.html", {}, errors)
+    try:
+        await accounts.change_password(session, user, data.current_password, data.new_password)
+    except Invalid as exc:
+        return _form(request, "password.html", {}, _refused(exc))
+    # Every other login has ended; this browser gets a new one.
+    response = redirect(
+        request, "/account", "Your password is changed. Other devices are logged out."
+    )
+    set_login_cookie(response, user, settings)
+    return response
+
+
+@router.post("/account/logout-everywhere")
+async def logout_everywhere(
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser
+) -> RedirectResponse:
+    await accounts.end_logins(session, user)
+    response = redirect(request, "/login", "You are logged out on every device.")
+    clear_login_cookie(response, settings)
+    return response
+
+
+@router.post("/account/delete", response_model=None)
+async def delete_account(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: PageUser,
+    password: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    try:
+        await accounts.delete_account(session, user, password)
+    except Invalid as exc:
+        values = {"username": user.username, "email": user.email}
+        return _account_form(request, user, values, {"password": exc.detail})
+    response = redirect(request, "/", "Your account, your posts and your pictures are deleted.")
+    clear_login_cookie(response, settings)
+    return response
+
+
+# --- a forgotten password --------------------------------------------------------------
+
+
+@router.get("/forgot-password")
+async def forgot_password_form(request: Request) -> HTMLResponse:
+    return _form(request, "forgot_password.html", {"email": ""})
+
+
+@router.post("/forgot-password", response_model=None)
+async def forgot_password(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    mailer: MailerDep,
+    background: BackgroundTasks,
+    email: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    try:
+        data = PasswordRecovery(email=email)
+    except ValidationError as exc:
+        return _form(request, "forgot_password.html", {"email": email}, field_errors(exc))
+    started = await accounts.start_password_reset(session, data.email)
+    if started is not None:
+        user, token = started
+        background.add_task(mailer.send, accounts.reset_mail(user, token, settings))
+    # The same answer either way: it tells nobody who has an account.
+    return redirect(
+        request,
+        "/login",
+        f"If an account has the address {data.email}, a link to reset its password "
+        "is on its way. It works for 60 minutes.",
+    )
+
+
+@router.get("/reset-password")
+async def reset_password_form(
+    request: Request, token: Annotated[str, Query(max_length=100)] = ""
+) -> HTMLResponse:
+    return _form(request, "reset_password.html", {"token": token})
+
+
+@router.post("/reset-password", response_model=None)
+async def reset_password(
+    request: Request,
+    session: SessionDep,
+    token: FormText = "",
+    new_password: FormText = "",
+    confirm_password: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    values = {"token": token}
+    data, problem = None, None
+    try:
+        data = PasswordReset(token=token, new_password=new_password)
+    except ValidationError as exc:
+        problem = exc
+    errors = _new_password_errors(problem, new_password, confirm_password)
+    if errors or data is None:
+        return _form(request, "reset_password.html", values, errors)
+    try:
+        await accounts.reset_password(session, data.token, data.new_password)
+    except Invalid as exc:
+        return _form(request, "reset_password.html", values, _refused(exc))
+    return redirect(request, "/login", "Your password is changed. Log in with the new one.")
+
+
+# --- verifying the address ---------------------------------------------------------------
+
+
+@router.get("/verify-email", response_model=None)
+async def verify_email(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str, Query(max_length=500)] = "",
+) -> HTMLResponse | RedirectResponse:
+    try:
+        user = await accounts.verify_email(session, token, settings)
+    except Invalid as exc:
+        return render(
+            request,
+            "message.html",
+            {"title": "Link not valid", "message": exc.detail},
+            status_code=400,
+        )
+    return redirect(request, "/", f"Thank you: {user.email} is confirmed.")
+
+
+@router.post("/account/verification-email")
+async def send_verification_email(
+    request: Request,
+    settings: SettingsDep,
+    user: PageUser,
+    mailer: MailerDep,
+    background: BackgroundTasks,
+) -> RedirectResponse:
+    if user.email_verified:
+        return redirect(request, "/account", f"{user.email} is confirmed already.")
+    background.add_task(mailer.send, accounts.verification_mail(user, settings))
+    return redirect(request, "/account", f"A new link is on its way to {user.email}.")

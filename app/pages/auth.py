@@ -15,6 +15,7 @@ from itsdangerous import Signer
 
 from app.config import Settings
 from app.errors import Forbidden
+from app.models import User
 from app.security import create_access_token, serializer
 
 # Requests that change nothing, so carry no form to check.
@@ -25,22 +26,26 @@ CSRF_COOKIE = "csrf"
 CSRF_FIELD = "csrf_token"
 
 
-def set_login_cookie(response: Response, user_id: int, settings: Settings) -> None:
-    """Log a browser in: the same token the API issues, where scripts cannot read it."""
+def set_login_cookie(response: Response, user: User, settings: Settings) -> None:
+    """Log a browser in: the same token the API issues, where scripts cannot
+    read it. The CSRF cookie is renewed with it (see `rotate_csrf`)."""
     response.set_cookie(
         LOGIN_COOKIE,
-        create_access_token(user_id, settings),
+        create_access_token(user, settings),
         max_age=settings.access_token_expire_minutes * 60,
         httponly=True,
         samesite="lax",
         secure=settings.is_production,
     )
 
+    rotate_csrf(response, settings)
+
 
 def clear_login_cookie(response: Response, settings: Settings) -> None:
     response.delete_cookie(
         LOGIN_COOKIE, httponly=True, samesite="lax", secure=settings.is_production
     )
+    rotate_csrf(response, settings)
 
 
 class LoginRequired(Exception):
@@ -105,9 +110,20 @@ def csrf_token(request: Request, settings: Settings) -> str:
 def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
     new_value = getattr(request.state, "new_csrf", None)
     if new_value:
-        response.set_cookie(
-            CSRF_COOKIE, new_value, httponly=True, samesite="lax", secure=settings.is_production
-        )
+        _set_csrf(response, new_value, settings)
+
+
+def rotate_csrf(response: Response, settings: Settings) -> None:
+    """A new CSRF value at login and logout, so that a token planted in a
+    browser before (by another site, or a shared computer's last user) is
+    refused after."""
+    _set_csrf(response, secrets.token_urlsafe(32), settings)
+
+
+def _set_csrf(response: Response, value: str, settings: Settings) -> None:
+    response.set_cookie(
+        CSRF_COOKIE, value, httponly=True, samesite="lax", secure=settings.is_production
+    )
 
 
 class CsrfFailed(Forbidden):

@@ -21,7 +21,7 @@ from app.deps import (
     Fragment,
     ImagesDep,
     OwnPagePost,
-    PageUser,
+    PagePublisher,
     PostId,
     SessionDep,
     SettingsDep,
@@ -99,7 +99,7 @@ def _post_form(
 
 # Declared before /posts/{post_id} so that "new" is not read as an id.
 @router.get("/posts/new")
-async def new_post_form(request: Request, _user: PageUser) -> HTMLResponse:
+async def new_post_form(request: Request, _user: PagePublisher) -> HTMLResponse:
     return _post_form(request, None, {"title": "", "content": ""})
 
 
@@ -155,7 +155,7 @@ async def _store_attachments(
 async def create_post(
     request: Request,
     session: SessionDep,
-    user: PageUser,
+    user: PagePublisher,
     images: ImagesDep,
     storage: StorageDep,
     title: FormText = "",
