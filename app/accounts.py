@@ -25,7 +25,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import security, users
+from app import ratelimits, security, users
 from app.config import Settings
 from app.db import end_read_only_transaction
 from app.errors import Invalid
@@ -42,6 +42,40 @@ INVALID_VERIFICATION_LINK = (
     "This verification link is not valid: it expired, it was copied "
     "incompletely, or your address changed since. Ask for a new one from your account page."
 )
+
+
+# --- logging in -----------------------------------------------------------------------------
+
+
+async def log_in(
+    session: AsyncSession, settings: Settings, email: str, password: str, *, address: str
+) -> User | None:
+    """The user these credentials belong to, or None (the failure counted),
+    or RateLimited when this account or this client failed too often lately.
+
+    A route that gets None must answer with a response, not raise, so that
+    the failure's count is committed (app/ratelimits.py).
+    """
+    counted = [
+        (ratelimits.LOGIN_ACCOUNT, email.strip().lower()),
+        (ratelimits.LOGIN_ADDRESS, address),
+    ]
+    if settings.rate_limits_enabled:
+        await ratelimits.check(session, *counted)
+    user = await security.authenticate(session, email, password)
+    if settings.rate_limits_enabled:
+        if user is None:
+            await ratelimits.hit(session, *counted)
+        else:
+            await ratelimits.clear(session, *counted[0])
+    return user
+
+
+async def check_registration(session: AsyncSession, settings: Settings, *, address: str) -> None:
+    """Count a registration from this client, or refuse it (RateLimited)."""
+    if settings.rate_limits_enabled:
+        await ratelimits.check(session, (ratelimits.REGISTER_ADDRESS, address))
+        await ratelimits.hit(session, (ratelimits.REGISTER_ADDRESS, address))
 
 
 # --- passwords and logins ------------------------------------------------------------------
@@ -86,10 +120,18 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def start_password_reset(session: AsyncSession, email: str) -> tuple[User, str] | None:
+async def start_password_reset(
+    session: AsyncSession, settings: Settings, email: str, *, address: str
+) -> tuple[User, str] | None:
     """A new reset token for the account with this address (and the user),
-    or None when there is no such account. Callers answer the same either way."""
-    user = (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
+    or None when there is no such account. Callers answer the same either
+    way. RateLimited when this address or this client asked too often."""
+    email = email.strip().lower()
+    if settings.rate_limits_enabled:
+        counted = [(ratelimits.RESET_EMAIL, email), (ratelimits.RESET_ADDRESS, address)]
+        await ratelimits.check(session, *counted)
+        await ratelimits.hit(session, *counted)
+    user = (await session.exec(select(User).where(User.email == email))).first()
     if user is None:
         return None
     now = utcnow()
@@ -134,6 +176,8 @@ async def reset_password(session: AsyncSession, token: str, new_password: str) -
     if used.rowcount != 1 or user is None:
         raise Invalid(INVALID_RESET_LINK, field="token")
     await set_password(session, user, password_hash)
+    # Whoever was guessing at the account has no hold on it any more.
+    await ratelimits.clear(session, ratelimits.LOGIN_ACCOUNT, user.email)
     return user
 
 

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     secret_key_file: Path = Path(".secret_key")
     environment: Literal["development", "production"] = "development"
     access_token_expire_minutes: int = Field(default=60 * 24 * 7, ge=1)
+    # /docs, /redoc and /openapi.json; a production site may turn them off.
+    docs_enabled: bool = True
 
     storage_backend: Literal["local", "s3"] = "local"
     media_root: Path = Path("./media")
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
     mail_from: str = "Blog <noreply@localhost>"
     mail_dir: Path = Path("./mail")
     require_verified_email: bool = False
+    # False turns every rate limit off (load tests, benchmarks).
+    rate_limits_enabled: bool = True
 
     @property
     def is_production(self) -> bool:

@@ -93,6 +93,15 @@ FormText = Annotated[str, Form(), AfterValidator(_encodable)]
 FormFile = Annotated[UploadFile | None, File()]
 # A form's input with `multiple`: the files chosen (empty parts for none).
 FormFiles = Annotated[list[UploadFile] | None, File()]
+
+
+async def client_address(request: Request) -> str:
+    """The client's IP address, as the server saw it (behind a proxy: see
+    the README's production command for the headers uvicorn may trust)."""
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
 # ?fragment=1 asks a list page for just its cards and pager, for "Load more" in place.
 Fragment = Annotated[bool, Query()]
 # The API's upload parameter (multipart field `file`).

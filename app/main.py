@@ -358,6 +358,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Blog",
         summary="An async FastAPI + SQLModel blog with a JSON API and server-rendered pages.",
         lifespan=lifespan,
+        # DOCS_ENABLED=false: no /docs, /redoc or /openapi.json.
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.mailer = Mailer(settings)
@@ -366,7 +370,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_bytes=BODY_LIMIT_IN_UPLOADS * settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
     )
-    app.add_middleware(SecurityHeadersMiddleware, image_origins=_image_origins(settings))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        image_origins=_image_origins(settings),
+        hsts=settings.is_production,
+    )
     # Added last, so it is the outermost: everything inside sees a GET.
     app.add_middleware(HeadAsGetMiddleware, native_head=("/static/", "/media/"))
 

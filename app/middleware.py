@@ -25,21 +25,33 @@ DOCS_POLICY = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; worker-src blob:; "
     "frame-ancestors 'none'"
 )
-DOCS_PATHS = ("/docs", "/redoc")
+# The docs pages themselves: exactly these paths, nothing that merely starts alike.
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# Features no page here uses, denied to every page (and anything injected).
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
+    "accelerometer=(), gyroscope=(), magnetometer=()"
+)
+# Production only: browsers remember to use HTTPS for a year (and never
+# accept a certificate error). Sent over plain HTTP it is ignored.
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, image_origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, image_origins: tuple[str, ...] = (), *, hsts: bool = False
+    ) -> None:
         self.app = app
         extra = "".join(f" {origin}" for origin in image_origins)
         self.page_policy = PAGE_POLICY.format(image_origins=extra)
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        policy = DOCS_POLICY if path.startswith(DOCS_PATHS) else self.page_policy
+        policy = DOCS_POLICY if path in DOCS_PATHS else self.page_policy
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -48,6 +60,9 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
                 headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

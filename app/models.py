@@ -8,12 +8,14 @@ Table models are never request bodies: SQLModel skips validation on them.
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from pydantic import EmailStr, field_validator
+from pydantic import EmailStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, DateTime, Dialect, Index, Text, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Relationship, SQLModel
 
+from app.names import normalise_username, username_problem
+from app.passwords import is_common_password
 from app.policies import ATTACHMENTS, COVER, PROFILE_PICTURE
 from app.storage import FileListType, FileType, StoredFile
 
@@ -152,7 +154,10 @@ class User(UserBase, table=True):
     __mapper_args__ = {"version_id_col": USERS_UPDATED_AT, "version_id_generator": False}
 
     id: int | None = Field(default=None, primary_key=True)
-    username: str = Field(max_length=50, unique=True)
+    username: str = Field(max_length=50)
+    # What usernames are compared by (app/names.py): names that look alike
+    # have the same key, so the second is refused as taken.
+    username_key: str = Field(max_length=200, unique=True)
     email: str = Field(max_length=254, unique=True)
     password_hash: str = Field(max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -222,15 +227,42 @@ def _lower(value: Any) -> Any:
 MIN_PASSWORD_LENGTH = 8
 
 
+MAX_USERNAME_LENGTH = 50
+
+
+def check_username(value: Any) -> Any:
+    """A validator for a new username: NFKC, and nothing invisible in it."""
+    if not isinstance(value, str):
+        return value
+    problem = username_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_username", problem)
+    name = normalise_username(value)
+    # NFKC can lengthen a name (one ligature may become several letters).
+    if not 1 <= len(name) <= MAX_USERNAME_LENGTH:
+        raise PydanticCustomError(
+            "invalid_username", "Use 1 to {max} characters.", {"max": MAX_USERNAME_LENGTH}
+        )
+    return name
+
+
 def check_password(value: Any) -> Any:
     """A validator for a new password: valid text, at least 8 characters
-    without counting spaces at either end (so never only spaces)."""
+    without counting spaces at either end (so never only spaces), and not
+    one of the passwords every attacker tries first."""
     value = check_text(value)
-    if isinstance(value, str) and len(value.strip()) < MIN_PASSWORD_LENGTH:
+    if not isinstance(value, str):
+        return value
+    if len(value.strip()) < MIN_PASSWORD_LENGTH:
         raise PydanticCustomError(
             "short_password",
             "Use at least {min} characters (spaces at either end do not count).",
             {"min": MIN_PASSWORD_LENGTH},
+        )
+    if is_common_password(value):
+        raise PydanticCustomError(
+            "common_password",
+            "This password is one of the most common ones, which are tried first. Choose another.",
         )
     return value
 
@@ -240,8 +272,18 @@ class UserCreate(UserBase):
     password: str = Field(min_length=8, max_length=128)
 
     _clean = field_validator("username", "email", mode="before")(clean_text)
+    _username = field_validator("username")(check_username)
     _check_password = field_validator("password", mode="before")(check_password)
     _lower_email = field_validator("email")(_lower)
+
+    @model_validator(mode="after")
+    def _password_is_not_the_name(self) -> "UserCreate":
+        password = self.password.strip().casefold()
+        if password in (self.username.casefold(), self.email, self.email.split("@")[0]):
+            raise PydanticCustomError(
+                "password_is_name", "Your password cannot be your username or email address."
+            )
+        return self
 
 
 class UserUpdate(SQLModel):
@@ -252,8 +294,8 @@ class UserUpdate(SQLModel):
     current_password: str | None = Field(default=None, max_length=128)
 
     _check_current = field_validator("current_password", mode="before")(check_text)
-
     _clean = field_validator("username", "email", mode="before")(clean_text)
+    _username = field_validator("username")(check_username)
     _lower_email = field_validator("email")(_lower)
 
 
@@ -430,3 +472,17 @@ class PasswordResetToken(SQLModel, table=True):
     # SHA-256 of the token, hex: a random token needs no slow hash.
     token_hash: str = Field(max_length=64, unique=True)
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RateLimit(SQLModel, table=True):
+    """How often something was tried lately (failed logins to an account, say),
+    and until when it is refused: kept in the database, so that every worker
+    and every machine counts together (see app/ratelimits.py)."""
+
+    __tablename__: ClassVar[str] = "rate_limits"
+
+    # What is counted and for whom, hashed: "login-account:<sha256 of the email>".
+    key: str = Field(primary_key=True, max_length=100)
+    hits: int
+    last_at: datetime = Field(sa_type=UTCDateTime)
+    blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -5,12 +5,21 @@ app/pages/auth.py.
 
 Argon2 is deliberately slow (tens of milliseconds of CPU and 64 MiB per hash).
 Run on the event loop, one login would freeze every other request, so hashing
-and verifying go to a worker thread; argon2-cffi releases the GIL while it
-works, so the loop keeps serving.
+and verifying go to threads of their own (argon2-cffi releases the GIL while
+it works, so the loop keeps serving). Not to the thread pool FastAPI shares
+with file responses: forty guesses at once there would take forty threads
+and 2.5 GB. The pool has one low-priority thread per core but one, so
+hashes take at most `threads x 64 MiB` and leave a core to the event loop,
+and a bounded queue: beyond it a login is refused at once with a 503 and
+`Retry-After` instead of waiting behind hundreds of others.
 """
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -19,21 +28,60 @@ from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.db import end_read_only_transaction
-from app.errors import Unprocessable
+from app.errors import AppError, Unprocessable
 from app.models import MAX_ID, User, text_problem
+from app.workers import default_workers, lower_thread_priority
+
+T = TypeVar("T")
 
 TOKEN_ALGORITHM = "HS256"
 
 # argon2-cffi's defaults are Argon2id with the RFC 9106 "low memory" profile.
 _hasher = PasswordHasher()
 
+# Password checks that may wait for a thread, per thread, before more are refused.
+HASHES_QUEUED_PER_THREAD = 16
+RETRY_AFTER_SECONDS = 2
+
+
+class PasswordChecksBusy(AppError):
+    status_code = 503
+    retry_after = RETRY_AFTER_SECONDS
+
+    def __init__(self) -> None:
+        super().__init__("The server is busy checking passwords. Please try again in a moment.")
+
+
+class HashPool:
+    """Threads for Argon2 alone, at a lower priority, with a bounded queue."""
+
+    def __init__(self, threads: int) -> None:
+        # Threads are started on first use, not when the module is imported.
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="argon2", initializer=lower_thread_priority
+        )
+        self.limit = threads * (1 + HASHES_QUEUED_PER_THREAD)
+        self.pending = 0
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        if self.pending >= self.limit:
+            raise PasswordChecksBusy
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        finally:
+            self.pending -= 1
+
+
+# One thread per core but one, which stays with the event loop (as for images).
+hash_pool = HashPool(threads=default_workers())
+
 
 async def hash_password(password: str) -> str:
-    return await run_in_threadpool(_hasher.hash, password)
+    return await hash_pool.run(_hasher.hash, password)
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -44,7 +92,7 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
-    return await run_in_threadpool(_verify, password_hash, password)
+    return await hash_pool.run(_verify, password_hash, password)
 
 
 def needs_rehash(password_hash: str) -> bool:
@@ -60,7 +108,7 @@ def _dummy_hash() -> str:
 async def verify_against_dummy(password: str) -> None:
     """Spend the same time as a real check, so response time does not reveal
     whether an email has an account."""
-    dummy = await run_in_threadpool(_dummy_hash)
+    dummy = await hash_pool.run(_dummy_hash)
     await verify_password(dummy, password)
 
 

@@ -9,8 +9,9 @@ from app import security
 from app.db import end_read_only_transaction
 from app.errors import Conflict, Invalid, NotFound
 from app.models import Post, User, UserCreate, UserUpdate, utcnow
+from app.names import username_key
 
-USERNAME_TAKEN = "That username is already taken."
+USERNAME_TAKEN = "That username is already taken (or one that looks the same)."
 EMAIL_TAKEN = "An account with that email already exists."
 
 
@@ -24,18 +25,19 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
 async def _ensure_unique(
     session: AsyncSession, *, username: str | None, email: str | None, exclude_id: int | None
 ) -> None:
+    key = None if username is None else username_key(username)
     conditions = []
-    if username is not None:
-        conditions.append(User.username == username)
+    if key is not None:
+        conditions.append(User.username_key == key)
     if email is not None:
         conditions.append(User.email == email)
     if not conditions:
         return
-    statement = select(User.username, User.email).where(or_(*conditions))
+    statement = select(User.username_key, User.email).where(or_(*conditions))
     if exclude_id is not None:
         statement = statement.where(User.id != exclude_id)
-    for taken_username, taken_email in await session.exec(statement):
-        if taken_username == username:
+    for taken_key, taken_email in await session.exec(statement):
+        if taken_key == key:
             raise Conflict(USERNAME_TAKEN, field="username")
         if taken_email == email:
             raise Conflict(EMAIL_TAKEN, field="email")
@@ -58,7 +60,12 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
     # it uses waits on Argon2.
     password_hash = await security.hash_password(data.password)
     await _ensure_unique(session, username=data.username, email=data.email, exclude_id=None)
-    user = User(username=data.username, email=data.email, password_hash=password_hash)
+    user = User(
+        username=data.username,
+        username_key=username_key(data.username),
+        email=data.email,
+        password_hash=password_hash,
+    )
     # Two sign-ups at once can both pass the check above; the database's
     # unique constraints refuse the second INSERT. It runs in a SAVEPOINT, so
     # that refusal undoes the INSERT alone, not the request's transaction.
@@ -109,6 +116,8 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     username, email = changes.get("username"), changes.get("email")
     if email is not None:
         changes["email_verified"] = False
+    if username is not None:
+        changes["username_key"] = username_key(username)
     await _ensure_unique(session, username=username, email=email, exclude_id=user.id)
     try:
         async with session.begin_nested():

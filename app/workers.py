@@ -23,7 +23,7 @@ from app.errors import AppError
 
 T = TypeVar("T")
 
-# Linux's per-thread nice value for image threads: see _lower_priority.
+# Linux's per-thread nice value for CPU-heavy threads: see lower_thread_priority.
 IMAGE_THREAD_NICENESS = 10
 # Images that may wait for a thread, per thread, before uploads are refused.
 QUEUE_PER_WORKER = 8
@@ -52,7 +52,7 @@ class ImageWorkers:
     def __init__(self, *, max_upload_bytes: int, workers: int) -> None:
         self.max_upload_bytes = max_upload_bytes
         self.executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="images", initializer=_lower_priority
+            max_workers=workers, thread_name_prefix="images", initializer=lower_thread_priority
         )
         self.max_queued = workers * QUEUE_PER_WORKER
         self.queued = 0
@@ -91,8 +91,9 @@ class ImageWorkers:
             self.queued -= 1
 
 
-def _lower_priority() -> None:
-    """Image threads yield the CPU to the event loop and to I/O threads when cores
-    are busy, so pages stay quick while uploads are processed (Linux: per-thread nice)."""
+def lower_thread_priority() -> None:
+    """A thread initializer: CPU-heavy threads (images, Argon2) yield the CPU
+    to the event loop and to I/O threads when cores are busy, so pages stay
+    quick meanwhile (Linux: per-thread nice)."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMAGE_THREAD_NICENESS)

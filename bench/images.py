@@ -6,6 +6,10 @@
 2. Event-loop stall: p99 latency of GET /health while four 12-megapixel
    uploads are processed at once, against the same server idle.
 3. Peak memory (RSS) of the server process during one 10 MB upload, above idle.
+4. Forty wrong-password logins at once (Argon2, 64 MiB a hash): the server's
+   peak RSS above idle, and GET /health p99 meanwhile against idle. (Rate
+   limits are off here, as they are for any load test: with them on, all but
+   the first few guesses would be refused before any hashing.)
 
 The server is the real app under uvicorn, one worker, SQLite and local media
 in a temporary directory. Figures vary between machines; the ratios are what
@@ -211,6 +215,55 @@ async def bench_memory(url: str, pid: int, uploads: list[bytes]) -> list[dict[st
     return results
 
 
+def guess_forty_at_once(url: str) -> None:
+    """Runs in its own process: forty wrong passwords sent at the same moment."""
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/users/token",
+                        data={"username": "bench@example.com", "password": f"wrong {n}"},
+                    )
+                    for n in range(40)
+                )
+            )
+        if any(answer.status_code not in (401, 503) for answer in answers):
+            raise RuntimeError([answer.status_code for answer in answers])
+
+    asyncio.run(run())
+
+
+async def bench_logins(url: str, pid: int) -> dict[str, float]:
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        await sign_up(client)
+        done = asyncio.Event()
+        done.set()
+        idle = await health_latencies(client, done, minimum=400)
+        await asyncio.sleep(0.5)
+        idle_rss = rss_kib(pid, "VmRSS")
+        reset_peak_rss(pid)
+        busy = asyncio.Event()
+        guesser = multiprocessing.get_context("spawn").Process(
+            target=guess_forty_at_once, args=(url,)
+        )
+        sampler = asyncio.create_task(health_latencies(client, busy, minimum=100))
+        guesser.start()
+        await asyncio.to_thread(guesser.join)
+        busy.set()
+        loaded = await sampler
+        if guesser.exitcode != 0:
+            raise RuntimeError("the logins failed")
+        peak = rss_kib(pid, "VmHWM")
+    return {
+        "idle_p99": p99(idle),
+        "loaded_p99": p99(loaded),
+        "idle_mib": idle_rss / 1024,
+        "delta_mib": (peak - idle_rss) / 1024,
+    }
+
+
 def wide_webp() -> bytes:
     """A few tens of KB that decode to 16383x2441 pixels (40 megapixels)."""
     output = io.BytesIO()
@@ -240,6 +293,8 @@ def main() -> None:
         stall = asyncio.run(bench_stall(url, twelve_mp))
     with running_server() as (url, pid):
         memory, wide = asyncio.run(bench_memory(url, pid, [big, wide_webp()]))
+    with running_server() as (url, pid):
+        logins = asyncio.run(bench_logins(url, pid))
 
     rows = [
         (
@@ -269,6 +324,11 @@ def main() -> None:
             f"answered {wide['status']:.0f}",
         ),
         ("  above idle (target <= 250 MiB)", f"{wide['delta_mib']:.0f} MiB", ""),
+        ("40 wrong passwords at once: RSS above idle", f"{logins['delta_mib']:.0f} MiB", ""),
+        ("  (target <= 300 MiB)", "", ""),
+        ("GET /health p99, idle", f"{logins['idle_p99'] * 1000:.1f} ms", ""),
+        ("GET /health p99, 40 logins", f"{logins['loaded_p99'] * 1000:.1f} ms", ""),
+        ("  ratio (target <= 3.0)", f"{logins['loaded_p99'] / logins['idle_p99']:.2f}x", ""),
     ]
     width = max(len(row[0]) for row in rows)
     for name, value, note in rows:

@@ -86,6 +86,7 @@ LOAD_MORE = re.compile(r'<a class="button load-more" href="([^"]+)"')
 USER_COLUMNS = [
     "id",
     "username",
+    "username_key",
     "email",
     "password_hash",
     "created_at",
@@ -105,7 +106,16 @@ def user_rows(posts: int, created: datetime) -> list[tuple[Any, ...]]:
     counts = Counter(author_of(number) for number in range(1, posts + 1))
     # Nobody logs in: any string will do for the hash.
     return [
-        (n, f"user{n}", f"user{n}@example.com", "not-a-hash", created, created, counts[n])
+        (
+            n,
+            f"user{n}",
+            f"user{n}",
+            f"user{n}@example.com",
+            "not-a-hash",
+            created,
+            created,
+            counts[n],
+        )
         for n in range(1, USERS + 1)
     ]
 

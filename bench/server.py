@@ -41,6 +41,9 @@ def app_environment(workdir: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
         "MEDIA_ROOT": str(workdir / "media"),
         "SECRET_KEY": SECRET,
+        "MAIL_DIR": str(workdir / "mail"),
+        # Load from one client would be refused as guessing: limits off.
+        "RATE_LIMITS_ENABLED": "false",
     }
 
 

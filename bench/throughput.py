@@ -103,6 +103,7 @@ async def seed(database_url: str) -> None:
         users = [
             User(
                 username=f"user{n}",
+                username_key=f"user{n}",
                 email=f"user{n}@example.com",
                 password_hash=password_hash,
                 # The posts below go round the users: as many each as the author page shows.

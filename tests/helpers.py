@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.config import Settings
 from app.main import create_app
 from app.models import User
+from app.names import username_key
 from app.security import create_access_token, hash_password
 from app.storage import Storage
 
@@ -149,7 +150,12 @@ async def add_account(running_app: RunningApp, username: str) -> Account:
     """
     email = f"{username}@example.com"
     async with running_app.sessionmaker() as session:
-        user = User(username=username, email=email, password_hash=await password_hash())
+        user = User(
+            username=username,
+            username_key=username_key(username),
+            email=email,
+            password_hash=await password_hash(),
+        )
         session.add(user)
         await session.commit()
     assert user.id is not None

@@ -2,6 +2,8 @@
 verified addresses, deleting the account. Mail is read from the real SMTP
 server the tests run (tests/mailserver.py)."""
 
+import asyncio
+import threading
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +15,7 @@ from sqlmodel import select
 
 from app.config import Settings
 from app.models import PasswordResetToken, Post, User
+from app.security import HashPool, PasswordChecksBusy
 from tests import pictures
 from tests.helpers import (
     PASSWORD,
@@ -439,3 +442,132 @@ async def test_the_api_deletes_an_account_only_with_its_password(
     done = await client.request("DELETE", url, json={"password": PASSWORD}, headers=alice.headers)
     assert done.status_code == 204
     assert (await client.get(url)).status_code == 404
+
+
+# --- Argon2's own threads ----------------------------------------------------------------
+
+
+async def test_password_checks_beyond_the_queue_are_refused_at_once() -> None:
+    pool = HashPool(threads=1)
+    gate = threading.Event()
+    try:
+        waiting = [asyncio.create_task(pool.run(gate.wait, 10)) for _ in range(pool.limit)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(PasswordChecksBusy) as refused:
+            await pool.run(gate.wait, 10)
+        assert refused.value.status_code == 503
+        assert refused.value.retry_after
+        gate.set()
+        assert all(await asyncio.gather(*waiting))
+        # Room again once they are done.
+        assert await pool.run(len, "hash") == 4
+    finally:
+        gate.set()
+        pool.executor.shutdown()
+
+
+# --- names that look alike -----------------------------------------------------------------
+
+
+async def register_name(client: httpx.AsyncClient, username: str, n: int) -> httpx.Response:
+    body = {"username": username, "email": f"person{n}@example.com", "password": PASSWORD}
+    return await client.post("/api/users", json=body)
+
+
+async def test_look_alike_usernames_are_refused(client: httpx.AsyncClient) -> None:
+    assert (await register_name(client, "ada", 0)).status_code == 201
+    for n, look_alike in enumerate(
+        [
+            "ADA",
+            "Ada",
+            "\u0430da",  # a Cyrillic a
+            "\uff41\uff44\uff41",  # full-width letters
+            "\u0251da",  # not on the list: a Latin alpha is a letter of its own
+        ],
+        start=1,
+    ):
+        answer = await register_name(client, look_alike, n)
+        if look_alike == "\u0251da":
+            assert answer.status_code == 201, answer.text
+            continue
+        assert answer.status_code == 409, look_alike
+        assert answer.json()["detail"] == (
+            "That username is already taken (or one that looks the same)."
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ada\u200b", "a\u200dda", "ad\u202ea", "ada\u00a0x", "a\u2028da", "ad\ue000a"],
+)
+async def test_invisible_characters_are_refused_in_usernames(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    answer = await register_name(client, name, 0)
+    assert answer.status_code == 422
+    assert "invisible characters" in answer.text
+
+
+async def test_a_name_is_stored_as_people_read_it(client: httpx.AsyncClient) -> None:
+    answer = await register_name(client, "\uff4e\uff45\uff57\uff42\uff49\uff45", 0)
+    assert answer.status_code == 201
+    assert answer.json()["username"] == "newbie"
+    # A ligature that NFKC makes longer than a name may be.
+    too_long = await register_name(client, "\ufdfa" * 3, 1)
+    assert too_long.status_code == 422
+
+
+async def test_renaming_to_a_look_alike_is_refused(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    taken = await client.patch(
+        f"/api/users/{bob.id}", json={"username": "AL\u0406CE"}, headers=bob.headers
+    )
+    assert taken.status_code == 409
+    # Your own name in other letters is yours to take.
+    mine = await client.patch(
+        f"/api/users/{alice.id}", json={"username": "Alice"}, headers=alice.headers
+    )
+    assert mine.status_code == 200
+    assert mine.json()["username"] == "Alice"
+
+
+# --- passwords people would guess --------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", ["password123", "  QWERTYUIOP ", "iloveyou1", "12345678"])
+async def test_the_most_common_passwords_are_refused(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, password: str
+) -> None:
+    body = {"username": "carol", "email": "carol@example.com", "password": password}
+    answer = await client.post("/api/users", json=body)
+    assert answer.status_code == 422
+    assert "one of the most common" in answer.text
+    page = await submit(
+        browser,
+        "/register",
+        "/register",
+        {**body, "confirm_password": password},
+    )
+    assert page.status_code == 422
+    assert 'id="password-note">This password is one of the most common ones' in page.text
+
+
+async def test_a_password_cannot_be_the_name_or_address(client: httpx.AsyncClient) -> None:
+    for password in ("carolinedoe", "CarolineDoe", "carol.doe@example.com", "carol.doe"):
+        body = {"username": "CarolineDoe", "email": "carol.doe@example.com", "password": password}
+        answer = await client.post("/api/users", json=body)
+        assert answer.status_code == 422, password
+        assert "cannot be your username or email address" in answer.text
+
+
+async def test_a_new_password_is_held_to_the_same_rules(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    common = await client.put(
+        "/api/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "password1"},
+        headers=alice.headers,
+    )
+    assert common.status_code == 422
+    assert await can_use(client, alice)

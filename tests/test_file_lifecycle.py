@@ -123,7 +123,7 @@ async def test_upload_then_failed_commit_deletes_new_file_and_keeps_row(
         user = await session.get(User, alice.id)
         assert user is not None
         user.image = await store_picture(session, server)
-        user.username = "bob"  # taken: the commit fails on the unique constraint
+        user.email = "bob@example.com"  # taken: the commit fails on the unique constraint
         assert len(await stored_keys(server)) == 2
         with pytest.raises(IntegrityError):
             await session.commit()
@@ -155,7 +155,11 @@ async def test_a_transaction_that_wrote_cannot_be_ended_early(
     refuses once it has written, so the request's rollback still undoes the
     write and deletes the file it stored."""
     async with server.app.state.sessionmaker() as session:
-        session.add(User(username="carol", email="carol@example.com", password_hash="x"))
+        session.add(
+            User(
+                username="carol", username_key="carol", email="carol@example.com", password_hash="x"
+            )
+        )
         await session.flush()
         with pytest.raises(TransactionHasWrites):
             await end_read_only_transaction(session)
@@ -248,7 +252,14 @@ async def test_a_refused_insert_in_a_savepoint_keeps_what_came_before_it(
         await session.flush()
         with pytest.raises(IntegrityError):
             async with session.begin_nested():
-                session.add(User(username="bob", email="other@example.com", password_hash="x"))
+                session.add(
+                    User(
+                        username="bob",
+                        username_key="bob",
+                        email="other@example.com",
+                        password_hash="x",
+                    )
+                )
         with pytest.raises(TransactionHasWrites):
             await end_read_only_transaction(session)
         await session.commit()

@@ -330,7 +330,7 @@ async def test_duplicate_username_re_renders_registration_with_values_kept(
         },
     )
     assert response.status_code == 422
-    assert "That username is already taken." in response.text
+    assert "That username is already taken" in response.text
     assert 'value="alice"' in response.text
     assert 'value="new-alice@example.com"' in response.text
     assert PASSWORD not in response.text
@@ -415,7 +415,7 @@ async def test_account_form_updates_and_reports_conflicts(
     await page_login(browser, alice.email)
     taken = await submit(browser, "/account", "/account", {"username": "bob", "email": alice.email})
     assert taken.status_code == 422
-    assert "That username is already taken." in taken.text
+    assert "That username is already taken" in taken.text
     assert 'value="bob"' in taken.text
     updated = await submit(
         browser, "/account", "/account", {"username": "alicia", "email": alice.email}
@@ -460,6 +460,27 @@ async def test_security_headers_on_every_response(browser: httpx.AsyncClient, pa
     assert "script-src 'self';" in policy
     assert "style-src 'self';" in policy
     assert "frame-ancestors 'none'" in policy
+    assert "camera=()" in headers["permissions-policy"]
+    # Development is plain HTTP: no HSTS.
+    assert "strict-transport-security" not in headers
+
+
+async def test_the_relaxed_policy_is_for_the_docs_pages_alone(browser: httpx.AsyncClient) -> None:
+    docs = await browser.get("/docs")
+    assert docs.status_code == 200
+    assert "'unsafe-inline'" in docs.headers["content-security-policy"]
+    for path in ("/docs-and-more", "/docsx", "/redoc/../posts/new"):
+        response = await browser.get(path)
+        assert "'unsafe-inline'" not in response.headers["content-security-policy"], path
+
+
+async def test_production_sends_hsts_and_can_hide_the_docs(settings: Settings) -> None:
+    production = settings.model_copy(update={"environment": "production", "docs_enabled": False})
+    async with running(production) as live, live.client() as client:
+        home = await client.get("/")
+        docs = [await client.get(path) for path in ("/docs", "/redoc", "/openapi.json")]
+    assert home.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert [response.status_code for response in docs] == [404, 404, 404]
 
 
 async def test_pages_have_no_inline_scripts(browser: httpx.AsyncClient) -> None:

@@ -37,7 +37,12 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
 async def _add_posts(server: RunningApp, authors: int, posts: int) -> None:
     async with server.app.state.sessionmaker() as session, session.begin():
         users = [
-            User(username=f"user{n}", email=f"user{n}@example.com", password_hash="x")
+            User(
+                username=f"user{n}",
+                username_key=f"user{n}",
+                email=f"user{n}@example.com",
+                password_hash="x",
+            )
             for n in range(authors)
         ]
         session.add_all(users)

@@ -28,7 +28,12 @@ async def _fill(server: RunningApp) -> None:
         await connection.execute(
             insert(User),
             [
-                {"username": f"user{n}", "email": f"user{n}@example.com", "password_hash": "x"}
+                {
+                    "username": f"user{n}",
+                    "username_key": f"user{n}",
+                    "email": f"user{n}@example.com",
+                    "password_hash": "x",
+                }
                 for n in range(1, AUTHORS + 1)
             ],
         )

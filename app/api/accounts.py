@@ -7,7 +7,7 @@ commit): see app/mail.py.
 from fastapi import APIRouter, BackgroundTasks, status
 
 from app import accounts
-from app.deps import CurrentUser, MailerDep, SessionDep, SettingsDep
+from app.deps import ClientAddress, CurrentUser, MailerDep, SessionDep, SettingsDep
 from app.models import EmailVerification, PasswordChange, PasswordRecovery, PasswordReset
 
 router = APIRouter(prefix="/api", tags=["accounts"])
@@ -27,10 +27,11 @@ async def recover_password(
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
+    address: ClientAddress,
 ) -> dict[str, str]:
     """Mail a password reset link to this address, if it has an account. The
     answer is the same either way, so it tells nobody who has an account."""
-    started = await accounts.start_password_reset(session, data.email)
+    started = await accounts.start_password_reset(session, settings, data.email, address=address)
     if started is not None:
         user, token = started
         background.add_task(mailer.send, accounts.reset_mail(user, token, settings))

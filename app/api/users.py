@@ -2,13 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from app import accounts, pictures, posts, users
 from app.api.posts import page_of_posts
 from app.deps import (
+    ClientAddress,
     CurrentUser,
     Cursor,
     ImagesDep,
@@ -21,6 +23,7 @@ from app.deps import (
     StorageDep,
     UserId,
 )
+from app.errors import Conflict
 from app.models import (
     AccountDeletion,
     PostsPublic,
@@ -31,7 +34,7 @@ from app.models import (
     UserUpdate,
 )
 from app.policies import policy_of
-from app.security import authenticate, create_access_token
+from app.security import create_access_token
 from app.uploads import store_upload
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -42,33 +45,57 @@ class Token(BaseModel):
     token_type: str = "bearer"
 
 
-@router.post("", response_model=UserPrivate, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=UserPrivate,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        409: {"description": "The username or email is taken"},
+        429: {"description": "Too many registrations"},
+    },
+)
 async def register(
     data: UserCreate,
     session: SessionDep,
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
-) -> User:
+    address: ClientAddress,
+) -> User | JSONResponse:
     """Create an account. The username and email must not be taken already; a
     link to verify the address is mailed to it."""
-    user = await users.create_user(session, data)
+    await accounts.check_registration(session, settings, address=address)
+    try:
+        user = await users.create_user(session, data)
+    except Conflict as exc:
+        # Answered, not raised: the attempt is counted (app/ratelimits.py).
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     return user
 
 
-@router.post("/token")
+@router.post(
+    "/token",
+    response_model=Token,
+    responses={
+        401: {"description": "Incorrect email or password"},
+        429: {"description": "Too many failures"},
+    },
+)
 async def login_for_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     settings: SettingsDep,
-) -> Token:
-    """Exchange an email (in the `username` field) and password for a bearer token."""
-    user = await authenticate(session, form.username, form.password)
-    if user is None or user.id is None:
-        raise HTTPException(
+    address: ClientAddress,
+) -> Token | JSONResponse:
+    """Exchange an email (in the `username` field) and password for a bearer
+    token. Too many failures for one account or from one client: 429."""
+    user = await accounts.log_in(session, settings, form.username, form.password, address=address)
+    if user is None:
+        # Answered, not raised: the failure is counted (app/ratelimits.py).
+        return JSONResponse(
+            {"detail": "Incorrect email or password."},
             status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Incorrect email or password.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return Token(access_token=create_access_token(user, settings))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from app import accounts, users
 from app.deps import (
     PAGE_DEPENDENCIES,
+    ClientAddress,
     FormFile,
     FormText,
     ImagesDep,
@@ -30,7 +31,7 @@ from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pictures import set_image
 from app.policies import policy_of
-from app.security import authenticate
+from app.ratelimits import RateLimited
 from app.storage import forget_files
 from app.uploads import store_upload
 
@@ -43,14 +44,18 @@ def _form(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status_code: int = 422,
+    retry_after: int | None = None,
     **context: object,
 ) -> HTMLResponse:
-    return render(
+    response = render(
         request,
         template,
         {"values": values, "errors": errors or {}, **context},
         status_code=status_code if errors else 200,
     )
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _account_form(
@@ -75,6 +80,7 @@ async def register(
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
+    address: ClientAddress,
     username: FormText = "",
     email: FormText = "",
     password: FormText = "",
@@ -91,6 +97,10 @@ async def register(
         errors.setdefault("confirm_password", "The two passwords do not match.")
     if errors:
         return _form(request, "register.html", values, errors)
+    try:
+        await accounts.check_registration(session, settings, address=address)
+    except RateLimited as exc:
+        return _form(request, "register.html", values, {"form": exc.detail}, 429, exc.retry_after)
     try:
         user = await users.create_user(session, data)
     except Conflict as exc:
@@ -117,6 +127,7 @@ async def login(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    address: ClientAddress,
     email: FormText = "",
     password: FormText = "",
     next: FormText = "/",
@@ -124,10 +135,12 @@ async def login(
     next_path = safe_next_path(next)
     values = {"email": email, "next": next_path}
     try:
-        user = await authenticate(session, email, password)
+        user = await accounts.log_in(session, settings, email, password, address=address)
+    except RateLimited as exc:
+        return _form(request, "login.html", values, {"form": exc.detail}, 429, exc.retry_after)
     except Unprocessable as exc:
         return _form(request, "login.html", values, {"form": exc.detail}, status_code=422)
-    if user is None or user.id is None:
+    if user is None:
         errors = {"form": "Incorrect email or password."}
         return _form(request, "login.html", values, errors, status_code=400)
     response = redirect(request, next_path, f"Welcome back, {user.username}!")
@@ -303,13 +316,22 @@ async def forgot_password(
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
+    address: ClientAddress,
     email: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
+    values = {"email": email}
     try:
         data = PasswordRecovery(email=email)
     except ValidationError as exc:
-        return _form(request, "forgot_password.html", {"email": email}, field_errors(exc))
-    started = await accounts.start_password_reset(session, data.email)
+        return _form(request, "forgot_password.html", values, field_errors(exc))
+    try:
+        started = await accounts.start_password_reset(
+            session, settings, data.email, address=address
+        )
+    except RateLimited as exc:
+        return _form(
+            request, "forgot_password.html", values, {"form": exc.detail}, 429, exc.retry_after
+        )
     if started is not None:
         user, token = started
         background.add_task(mailer.send, accounts.reset_mail(user, token, settings))
