@@ -19,6 +19,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
 from app.images import ImagePreset
+from app.markdown import render_post
 from app.models import Post, User, UserCreate, utcnow
 from app.pictures import regenerate_renditions
 from app.policies import image_preset
@@ -42,8 +43,12 @@ DEMO_POSTS = [
     ),
     (
         "expire_on_commit=False",
-        "With the default, every attribute expires at commit and "
-        "the next read needs SQL: in async code that is a MissingGreenlet error.",
+        "With the default, every attribute **expires at commit** and the next read "
+        "needs SQL: in async code that is a `MissingGreenlet` error. So:\n\n"
+        "```python\n"
+        "sessionmaker = async_sessionmaker(engine, expire_on_commit=False)\n"
+        "```\n\n"
+        "See [SQLAlchemy's asyncio docs](https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html).",
     ),
     (
         "Say how to load, always",
@@ -127,10 +132,13 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
         for number in numbers:
             title, content = DEMO_POSTS[number]
             posted = start + timedelta(days=number)
+            rendered = await asyncio.to_thread(render_post, content)
             session.add(
                 Post(
                     title=title,
                     content=content,
+                    content_html=rendered.html,
+                    excerpt=rendered.excerpt,
                     user_id=user.id,
                     date_posted=posted,
                     updated_at=posted,

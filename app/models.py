@@ -373,7 +373,12 @@ class Post(PostBase, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=100)
+    # Markdown, as the author wrote it.
     content: str = Field(sa_type=Text)
+    # Rendered from `content` when it is saved (app/markdown.py): sanitised
+    # HTML for the post's page, and plain text for cards.
+    content_html: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": ""})
+    excerpt: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
     date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=POSTS_UPDATED_AT)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
@@ -435,6 +440,7 @@ class AttachmentPublic(SQLModel):
 
 class PostPublic(PostBase):
     id: int
+    content_html: str
     date_posted: datetime
     updated_at: datetime
     image_url: str | None

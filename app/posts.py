@@ -1,5 +1,6 @@
 """Queries and rules for posts, shared by the JSON API and the pages."""
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import NotFound
+from app.markdown import render_post
 from app.models import Post, PostCreate, PostUpdate, User, utcnow
 from app.pagination import Position
 from app.storage import StoredFile
@@ -100,7 +102,16 @@ async def create_post(
     session: AsyncSession, author: User, data: PostCreate, *, image: StoredFile | None = None
 ) -> Post:
     """A new post, with its cover image if one was stored (app/pictures.py)."""
-    post = Post.model_validate(data, update={"user_id": author.id, "image": image})
+    rendered = await asyncio.to_thread(render_post, data.content)
+    post = Post.model_validate(
+        data,
+        update={
+            "user_id": author.id,
+            "image": image,
+            "content_html": rendered.html,
+            "excerpt": rendered.excerpt,
+        },
+    )
     post.updated_at = post.date_posted
     # Setting the relationship from an object we hold means no query is needed
     # to serialise post.author afterwards.
@@ -113,6 +124,9 @@ async def create_post(
 
 async def update_post(session: AsyncSession, post: Post, data: PostUpdate | PostCreate) -> Post:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "content" in changes and changes["content"] != post.content:
+        rendered = await asyncio.to_thread(render_post, changes["content"])
+        changes |= {"content_html": rendered.html, "excerpt": rendered.excerpt}
     if changes:
         post.sqlmodel_update(changes)
         post.updated_at = utcnow()

@@ -68,6 +68,7 @@ sys.path.insert(0, str(ROOT))
 from app.config import Settings  # noqa: E402
 from app.db import create_engine, create_sessionmaker  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.markdown import render_post  # noqa: E402
 from app.models import Post, User, utcnow  # noqa: E402
 from app.security import hash_password  # noqa: E402
 from bench.server import SECRET, UVICORN_FAST, app_environment, migrate, uvicorn  # noqa: E402
@@ -119,10 +120,13 @@ async def seed(database_url: str) -> None:
             assert author.id is not None
             posted = start + timedelta(hours=n)
             paragraph = f"Post {n} by {author.username}. " + "Some words about async Python. " * 12
+            rendered = render_post(paragraph)
             session.add(
                 Post(
                     title=f"Post number {n}",
                     content=paragraph,
+                    content_html=rendered.html,
+                    excerpt=rendered.excerpt,
                     user_id=author.id,
                     date_posted=posted,
                     updated_at=posted,

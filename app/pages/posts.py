@@ -1,5 +1,6 @@
 """Pages for reading and writing posts."""
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import urlencode
@@ -29,6 +30,7 @@ from app.deps import (
     UserId,
 )
 from app.errors import UploadRejected
+from app.markdown import to_html
 from app.models import Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pagination import write_cursor
@@ -83,6 +85,7 @@ def _post_form(
     post: Post | None,
     values: dict[str, str],
     errors: dict[str, str] | None = None,
+    preview_html: str | None = None,
 ) -> HTMLResponse:
     return render(
         request,
@@ -92,9 +95,21 @@ def _post_form(
             "values": values,
             "errors": errors or {},
             "max_attachments": policy_of(Post, "attachments").max_files,
+            "preview_html": preview_html,
         },
         status_code=422 if errors else 200,
     )
+
+
+async def _preview(request: Request, post: Post | None, values: dict[str, str]) -> HTMLResponse:
+    """The form again, with the content rendered as it would be published:
+    a preview that needs no JavaScript. Nothing is saved."""
+    try:
+        data = PostCreate.model_validate(values)
+    except ValidationError as exc:
+        return _post_form(request, post, values, field_errors(exc))
+    html = await asyncio.to_thread(to_html, data.content)
+    return _post_form(request, post, values, preview_html=html)
 
 
 # Declared before /posts/{post_id} so that "new" is not read as an id.
@@ -162,8 +177,11 @@ async def create_post(
     content: FormText = "",
     image: FormFile = None,
     attachments: FormFiles = None,
+    preview: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
+    if preview:
+        return await _preview(request, None, values)
     checked = await _check(session, images, None, user, values, image, attachments or [])
     if checked.data is None:
         return _post_form(request, None, values, checked.errors)
@@ -202,8 +220,11 @@ async def update_post(
     image: FormFile = None,
     attachments: FormFiles = None,
     remove_image: Annotated[bool, Form()] = False,
+    preview: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
     values = {"title": title, "content": content}
+    if preview:
+        return await _preview(request, post, values)
     checked = await _check(session, images, post, post.author, values, image, attachments or [])
     if checked.data is None:
         return _post_form(request, post, values, checked.errors)

@@ -57,11 +57,13 @@ document.addEventListener("change", (event) => {
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (event.defaultPrevented || !form.matches("form[data-upload]")) return;
+  // A preview shows the form again: nothing to upload, an ordinary submit.
+  if (event.submitter && event.submitter.name === "preview") return;
   const hasFile = [...form.querySelectorAll("input[type=file]")].some((i) => i.files.length);
   if (!hasFile) return;
   event.preventDefault();
   const progress = form.querySelector(".upload-progress");
-  const button = form.querySelector("button[type=submit]");
+  const button = event.submitter || form.querySelector("button[type=submit]");
   const request = new XMLHttpRequest();
   request.open("POST", form.action);
   request.upload.addEventListener("progress", (e) => {
@@ -83,5 +85,5 @@ document.addEventListener("submit", (event) => {
   });
   request.addEventListener("error", () => form.submit());
   if (button) button.setAttribute("aria-busy", "true");
-  request.send(new FormData(form));
+  request.send(new FormData(form, event.submitter));
 });
