@@ -31,6 +31,7 @@ from app.db import end_read_only_transaction
 from app.errors import Invalid
 from app.mail import Mail, render_mail
 from app.models import MAX_ID, PasswordResetToken, User, utcnow
+from app.ratelimits import RateLimiter
 
 RESET_TOKEN_LIFETIME = timedelta(minutes=60)
 VERIFICATION_LIFETIME = timedelta(days=7)
@@ -48,34 +49,25 @@ INVALID_VERIFICATION_LINK = (
 
 
 async def log_in(
-    session: AsyncSession, settings: Settings, email: str, password: str, *, address: str
+    session: AsyncSession, limiter: RateLimiter, email: str, password: str, *, address: str
 ) -> User | None:
-    """The user these credentials belong to, or None (the failure counted),
-    or RateLimited when this account or this client failed too often lately.
+    """The user these credentials belong to, or None; RateLimited when this
+    account or this client failed too often lately.
 
-    A route that gets None must answer with a response, not raise, so that
-    the failure's count is committed (app/ratelimits.py).
+    Every attempt is counted before the password is checked (so that a burst
+    of guesses cannot pass together); a successful one clears its account's
+    count and takes itself off the client's.
     """
-    counted = [
-        (ratelimits.LOGIN_ACCOUNT, email.strip().lower()),
-        (ratelimits.LOGIN_ADDRESS, address),
-    ]
-    if settings.rate_limits_enabled:
-        await ratelimits.check(session, *counted)
+    account = email.strip().lower()
+    await limiter.attempt((ratelimits.LOGIN_ACCOUNT, account), (ratelimits.LOGIN_ADDRESS, address))
     user = await security.authenticate(session, email, password)
-    if settings.rate_limits_enabled:
-        if user is None:
-            await ratelimits.hit(session, *counted)
-        else:
-            await ratelimits.clear(session, *counted[0])
+    if user is not None:
+        # (The counts are written in transactions of their own: before this
+        # request writes, or on SQLite the two would wait for each other.)
+        await limiter.forget(ratelimits.LOGIN_ACCOUNT, account)
+        await limiter.take_back(ratelimits.LOGIN_ADDRESS, address)
+        await security.upgrade_hash(session, user, password)
     return user
-
-
-async def check_registration(session: AsyncSession, settings: Settings, *, address: str) -> None:
-    """Count a registration from this client, or refuse it (RateLimited)."""
-    if settings.rate_limits_enabled:
-        await ratelimits.check(session, (ratelimits.REGISTER_ADDRESS, address))
-        await ratelimits.hit(session, (ratelimits.REGISTER_ADDRESS, address))
 
 
 # --- passwords and logins ------------------------------------------------------------------
@@ -86,30 +78,37 @@ async def set_password(session: AsyncSession, user: User, password_hash: str) ->
     reset link they were sent."""
     user.password_hash = password_hash
     await end_logins(session, user)
-    await session.exec(delete(PasswordResetToken).where(col(PasswordResetToken.user_id) == user.id))
-
-
-async def change_password(
-    session: AsyncSession, user: User, current_password: str, new_password: str
-) -> None:
-    """The current password, checked, for a new one. Every login ends: the
-    caller gives the browser or client that asked a new token."""
-    await users.check_current_password(session, user, current_password)
-    await set_password(session, user, await security.hash_password(new_password))
 
 
 async def end_logins(session: AsyncSession, user: User) -> None:
-    """End every login of the user (every token issued so far stops working)."""
+    """End every login of the user (every token issued so far stops working),
+    and every password reset link they were sent."""
     user.token_version += 1
     user.updated_at = utcnow()
     session.add(user)
     await session.flush()
+    await users.forget_reset_links(session, user)
 
 
-async def delete_account(session: AsyncSession, user: User, password: str) -> None:
+async def change_password(
+    session: AsyncSession,
+    limiter: RateLimiter,
+    user: User,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """The current password, checked, for a new one. Every login ends: the
+    caller gives the browser or client that asked a new token."""
+    await users.check_current_password(session, limiter, user, current_password)
+    await set_password(session, user, await security.hash_password(new_password))
+
+
+async def delete_account(
+    session: AsyncSession, limiter: RateLimiter, user: User, password: str
+) -> None:
     """Delete the account, after checking its password; its posts go with it
     and every file of theirs after the commit."""
-    await users.check_current_password(session, user, password, field="password")
+    await users.check_current_password(session, limiter, user, password, field="password")
     await users.delete_user(session, user)
 
 
@@ -121,16 +120,13 @@ def _token_hash(token: str) -> str:
 
 
 async def start_password_reset(
-    session: AsyncSession, settings: Settings, email: str, *, address: str
+    session: AsyncSession, limiter: RateLimiter, email: str, *, address: str
 ) -> tuple[User, str] | None:
     """A new reset token for the account with this address (and the user),
     or None when there is no such account. Callers answer the same either
     way. RateLimited when this address or this client asked too often."""
     email = email.strip().lower()
-    if settings.rate_limits_enabled:
-        counted = [(ratelimits.RESET_EMAIL, email), (ratelimits.RESET_ADDRESS, address)]
-        await ratelimits.check(session, *counted)
-        await ratelimits.hit(session, *counted)
+    await limiter.attempt((ratelimits.RESET_EMAIL, email), (ratelimits.RESET_ADDRESS, address))
     user = (await session.exec(select(User).where(User.email == email))).first()
     if user is None:
         return None
@@ -153,7 +149,9 @@ async def start_password_reset(
     return user, token
 
 
-async def reset_password(session: AsyncSession, token: str, new_password: str) -> User:
+async def reset_password(
+    session: AsyncSession, limiter: RateLimiter, token: str, new_password: str
+) -> User:
     """Use a reset token for a new password, or Invalid (beside `token`)."""
     found = (
         await session.exec(
@@ -163,21 +161,23 @@ async def reset_password(session: AsyncSession, token: str, new_password: str) -
             )
         )
     ).first()
-    if found is None:
+    user = None if found is None else await session.get(User, found.user_id)
+    if found is None or user is None:
         raise Invalid(INVALID_RESET_LINK, field="token")
     await end_read_only_transaction(session)
     password_hash = await security.hash_password(new_password)
+    # Whoever was guessing at the account has no hold on it any more (done
+    # before this request writes: see log_in).
+    await limiter.forget(ratelimits.LOGIN_ACCOUNT, user.email)
+    await limiter.forget(ratelimits.PASSWORD_CHECK, str(user.id))
     # Deleting the row is what uses the token: of two requests with one
     # link, the second deletes nothing and is refused.
     used = await session.exec(
         delete(PasswordResetToken).where(col(PasswordResetToken.id) == found.id)
     )
-    user = await session.get(User, found.user_id)
-    if used.rowcount != 1 or user is None:
+    if used.rowcount != 1:
         raise Invalid(INVALID_RESET_LINK, field="token")
     await set_password(session, user, password_hash)
-    # Whoever was guessing at the account has no hold on it any more.
-    await ratelimits.clear(session, ratelimits.LOGIN_ACCOUNT, user.email)
     return user
 
 

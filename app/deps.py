@@ -2,7 +2,7 @@
 look up what `SessionDep` or `PageUser` gives and how.
 
 - What the app made when it started: `SessionDep`, `SettingsDep`,
-  `StorageDep`, `ImagesDep`, `MailerDep`.
+  `StorageDep`, `ImagesDep`, `MailerDep`, `LimiterDep`.
 - Who is asking: `CurrentUser` (the API's Bearer token), `OptionalPageUser` /
   `PageUser` (the pages' login cookie).
 - Rows the asker may change, found before their rights are checked, so a
@@ -32,6 +32,7 @@ from app.mail import Mailer
 from app.models import MAX_ID, Post, User, UserPrivate
 from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
 from app.pagination import Position, read_cursor
+from app.ratelimits import RateLimiter
 from app.security import user_from_token
 from app.storage import Storage
 from app.workers import ImageWorkers
@@ -65,10 +66,16 @@ async def get_mailer(request: Request) -> Mailer:
     return mailer
 
 
+async def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StorageDep = Annotated[Storage, Depends(get_app_storage)]
 ImagesDep = Annotated[ImageWorkers, Depends(get_image_workers)]
 MailerDep = Annotated[Mailer, Depends(get_mailer)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 
 
 # --- parameters ------------------------------------------------------------------

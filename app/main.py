@@ -46,6 +46,7 @@ from app.pages import accounts as account_pages
 from app.pages import posts as post_pages
 from app.pages.auth import LOGIN_COOKIE, LoginRequired
 from app.pages.rendering import configure_templates, render
+from app.ratelimits import RateLimiter
 from app.security import user_from_token
 from app.storage import (
     MediaFiles,
@@ -340,6 +341,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.limiter = RateLimiter(
+            app.state.sessionmaker, enabled=settings.rate_limits_enabled
+        )
         app.state.storage = storages[settings.storage_backend]
         for storage in storages.values():
             register_storage(storage)

@@ -48,20 +48,28 @@ LOOKALIKES = str.maketrans(
         "\u03c5": "u",  # greek small letter upsilon
         "\u03c7": "x",  # greek small letter chi
         "\u0131": "i",  # latin small letter dotless i
+        "\u0251": "a",  # latin small letter alpha
     }
 )
 # Unicode categories no name may contain: Cc control, Cf format (zero-width
 # space, joiners, direction marks), Cs surrogates, Co private use, Cn
 # unassigned, Zl and Zp line and paragraph separators.
 INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Letters that are drawn as nothing: the Hangul fillers and the blank
+# Braille pattern.
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def username_problem(name: str) -> str | None:
     """Why `name` cannot be a username, or None."""
     for char in name:
         category = unicodedata.category(char)
-        if category in INVISIBLE or (category == "Zs" and char != " "):
+        if category in INVISIBLE or (category == "Zs" and char != " ") or char in BLANK_LETTERS:
             return "A username cannot contain invisible characters or special spaces."
+    if name and unicodedata.category(name[0]).startswith("M"):
+        return "A username cannot start with an accent or other combining mark."
+    if not any(unicodedata.category(char)[0] in "LN" for char in name):
+        return "A username needs at least one letter or digit."
     return None
 
 

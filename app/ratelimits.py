@@ -1,5 +1,6 @@
 """Limits on what can be guessed or flooded: failed logins (per account and
-per client address), password reset requests and registrations.
+per client address), guesses at the current password, password reset
+requests and registrations.
 
 Each `Limit` lets a few attempts through freely; after that, every further
 attempt makes the next one wait longer (1 s, 2 s, 4 s, ... up to a cap), so
@@ -8,12 +9,14 @@ barely notices. Counts start again after a quiet `window`. A refused request
 is a 429 with `Retry-After`, refused before any password is hashed, so being
 refused costs the server nothing.
 
-The counters are rows of the `rate_limits` table, in the request's own
-transaction: every worker and every machine reads and writes the same rows.
-They are written with one atomic statement each (INSERT ... ON CONFLICT DO
-UPDATE), so two workers counting at the same moment both count. A route
-that records a failure answers with a response rather than raising, so that
-its transaction commits with the count in it.
+The counts are rows of the `rate_limits` table, so every worker and every
+machine counts together. An attempt is counted before the work it guards,
+in a short transaction of its own that commits at once: a request that
+fails afterwards (a wrong password is a 401) still counts, and attempts sent
+at the same moment each see the ones before them (the row is locked from the
+count to the commit), so a burst cannot slip through together. The
+request's own transaction stays read-only meanwhile: on SQLite, whose one
+write lock lasts until the commit, it never waits on Argon2 holding it.
 """
 
 import hashlib
@@ -24,7 +27,8 @@ from typing import Any
 
 from sqlalchemy import Table, case, delete, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import AppError
@@ -49,15 +53,21 @@ class Limit:
         return min(timedelta(seconds=seconds), self.max_delay)
 
 
-# Failed logins to one account (from anywhere) and from one client address
-# (to any account); a successful login or a password reset clears the account's.
+# Logins to one account (from anywhere) and from one client address (to any
+# account). A successful login clears the account's count and takes itself
+# off the address's; a password reset clears the account's.
 LOGIN_ACCOUNT = Limit("login-account", free=5)
 LOGIN_ADDRESS = Limit("login-address", free=20)
+# Guesses at the current password by someone logged in (a stolen login
+# trying to change the password, the email or delete the account).
+PASSWORD_CHECK = Limit("password-check", free=5)
 # Reset mails asked for one address, and by one client.
 RESET_EMAIL = Limit("reset-email", free=3)
 RESET_ADDRESS = Limit("reset-address", free=10)
 # Registrations (taken names and addresses included) from one client.
 REGISTER_ADDRESS = Limit("register-address", free=10)
+
+Counted = tuple[Limit, str]
 
 
 class RateLimited(AppError):
@@ -67,6 +77,60 @@ class RateLimited(AppError):
         wait = f"{retry_after} seconds" if retry_after < 120 else f"{retry_after // 60} minutes"
         super().__init__(f"Too many attempts. Please wait {wait} before trying again.")
         self.retry_after = retry_after
+
+
+class RateLimiter:
+    """Counts attempts in the database; one per app, made in its lifespan."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, enabled: bool) -> None:
+        self.sessionmaker = sessionmaker
+        self.enabled = enabled
+
+    async def attempt(self, *counted: Counted) -> None:
+        """Count one attempt for each (limit, value), or raise RateLimited
+        if any of them must wait (the attempt still counts: hammering a
+        limit only makes the wait longer)."""
+        if not self.enabled:
+            return
+        now = utcnow()
+        waits: list[datetime] = []
+        async with self.sessionmaker() as session, session.begin():
+            for limit, value in counted:
+                key = _key(limit, value)
+                hits, blocked_until = await _count(session, key, limit.window, now)
+                refused = blocked_until is not None and blocked_until > now
+                delay = limit.delay_after(hits)
+                if delay is not None:
+                    # Never earlier than a wait already set: a burst cannot shorten it.
+                    blocked_until = max(now + delay, blocked_until or now)
+                    await session.exec(
+                        update(_table())
+                        .where(_table().c.key == key)
+                        .values(blocked_until=blocked_until)
+                    )
+                if refused and blocked_until is not None:
+                    waits.append(blocked_until)
+        if waits:
+            raise RateLimited(max(1, math.ceil((max(waits) - now).total_seconds())))
+
+    async def forget(self, limit: Limit, value: str) -> None:
+        """Start the count again (a successful login, a password reset)."""
+        if not self.enabled:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            await session.exec(delete(RateLimit).where(col(RateLimit.key) == _key(limit, value)))
+
+    async def take_back(self, limit: Limit, value: str) -> None:
+        """Uncount one attempt that turned out well (a successful login)."""
+        if not self.enabled:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            table = _table()
+            await session.exec(
+                update(table)
+                .where(table.c.key == _key(limit, value))
+                .values(hits=case((table.c.hits > 0, table.c.hits - 1), else_=0))
+            )
 
 
 def _key(limit: Limit, value: str) -> str:
@@ -82,35 +146,11 @@ def _table() -> Table:
     return table
 
 
-async def check(session: AsyncSession, *counted: tuple[Limit, str]) -> None:
-    """Raise RateLimited if any of these (limit, value) pairs is refused now."""
-    keys = [_key(limit, value) for limit, value in counted]
-    now = utcnow()
-    statement = select(RateLimit.blocked_until).where(
-        col(RateLimit.key).in_(keys), col(RateLimit.blocked_until) > now
-    )
-    until = [value for value in (await session.exec(statement)).all() if value is not None]
-    if until:
-        raise RateLimited(max(1, math.ceil((max(until) - now).total_seconds())))
-
-
-async def hit(session: AsyncSession, *counted: tuple[Limit, str]) -> None:
-    """Count one attempt for each (limit, value) pair; past its free
-    attempts, refuse the next for a while."""
-    now = utcnow()
-    for limit, value in counted:
-        hits = await _count(session, _key(limit, value), limit.window, now)
-        delay = limit.delay_after(hits)
-        if delay is not None:
-            await session.exec(
-                update(_table())
-                .where(_table().c.key == _key(limit, value))
-                .values(blocked_until=now + delay)
-            )
-
-
-async def _count(session: AsyncSession, key: str, window: timedelta, now: datetime) -> int:
-    """Add one to the key's count (or start it at 1) in one statement; the new count."""
+async def _count(
+    session: AsyncSession, key: str, window: timedelta, now: datetime
+) -> tuple[int, datetime | None]:
+    """Add one to the key's count (or start it at 1) in one statement: the new
+    count, and until when the key was blocked before this attempt."""
     table = _table()
     dialect = (await session.connection()).dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -122,12 +162,7 @@ async def _count(session: AsyncSession, key: str, window: timedelta, now: dateti
             index_elements=[table.c.key],
             set_={"hits": case((quiet, 1), else_=table.c.hits + 1), "last_at": now},
         )
-        .returning(table.c.hits)
+        .returning(table.c.hits, table.c.blocked_until)
     )
-    hits: int = (await session.exec(statement)).scalar_one()
-    return hits
-
-
-async def clear(session: AsyncSession, limit: Limit, value: str) -> None:
-    """Forget the count (a successful login clears its account's failures)."""
-    await session.exec(delete(RateLimit).where(col(RateLimit.key) == _key(limit, value)))
+    hits, blocked_until = (await session.exec(statement)).one()
+    return hits, blocked_until

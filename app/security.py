@@ -127,17 +127,23 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
         return None
     if not await verify_password(user.password_hash, password):
         return None
-    if needs_rehash(user.password_hash):
-        # Only if the hash is still the one checked: a password changed
-        # meanwhile stays changed. A statement rather than the ORM, so the
-        # row's version (updated_at) does not make a correct login fail when
-        # the profile changed meanwhile.
-        await session.exec(
-            update(User)
-            .where(col(User.id) == user.id, col(User.password_hash) == user.password_hash)
-            .values(password_hash=await hash_password(password))
-        )
     return user
+
+
+async def upgrade_hash(session: AsyncSession, user: User, password: str) -> None:
+    """After a successful login: store the password's hash anew if it was
+    made with weaker parameters than today's. A write: call it last."""
+    if not needs_rehash(user.password_hash):
+        return
+    # Only if the hash is still the one checked: a password changed
+    # meanwhile stays changed. A statement rather than the ORM, so the row's
+    # version (updated_at) does not make a correct login fail when the
+    # profile changed meanwhile.
+    await session.exec(
+        update(User)
+        .where(col(User.id) == user.id, col(User.password_hash) == user.password_hash)
+        .values(password_hash=await hash_password(password))
+    )
 
 
 # --- tokens ------------------------------------------------------------------

@@ -5,11 +5,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import security
+from app import ratelimits, security
 from app.db import end_read_only_transaction
 from app.errors import Conflict, Invalid, NotFound
-from app.models import Post, User, UserCreate, UserUpdate, utcnow
+from app.models import PasswordResetToken, Post, User, UserCreate, UserUpdate, utcnow
 from app.names import username_key
+from app.ratelimits import RateLimiter
 
 USERNAME_TAKEN = "That username is already taken (or one that looks the same)."
 EMAIL_TAKEN = "An account with that email already exists."
@@ -80,29 +81,45 @@ async def create_user(session: AsyncSession, data: UserCreate) -> User:
 
 
 async def check_current_password(
-    session: AsyncSession, user: User, password: str | None, *, field: str = "current_password"
+    session: AsyncSession,
+    limiter: RateLimiter,
+    user: User,
+    password: str | None,
+    *,
+    field: str = "current_password",
 ) -> None:
-    """Refuse (Invalid, beside `field`) unless `password` is the user's.
+    """Refuse (Invalid, beside `field`) unless `password` is the user's;
+    RateLimited after a few wrong ones.
 
-    Asked before changes that a stolen login must not be able to make. Call
-    it before the request writes: Argon2 runs with no connection held.
+    Asked before changes that a stolen login must not be able to make, and
+    limited like logins, or a stolen login could guess at it freely. Call it
+    before the request writes: Argon2 runs with no connection held.
     """
     if not password:
         raise Invalid("Enter your current password to confirm this change.", field=field)
     await end_read_only_transaction(session)
+    await limiter.attempt((ratelimits.PASSWORD_CHECK, str(user.id)))
     if not await security.verify_password(user.password_hash, password):
         raise Invalid("That is not your current password.", field=field)
+    await limiter.forget(ratelimits.PASSWORD_CHECK, str(user.id))
+
+
+async def forget_reset_links(session: AsyncSession, user: User) -> None:
+    """Make every password reset link the user was sent useless."""
+    await session.exec(delete(PasswordResetToken).where(col(PasswordResetToken.user_id) == user.id))
 
 
 def changes_email(user: User, data: UserUpdate) -> bool:
     return data.email is not None and data.email != user.email
 
 
-async def check_update_allowed(session: AsyncSession, user: User, data: UserUpdate) -> None:
+async def check_update_allowed(
+    session: AsyncSession, limiter: RateLimiter, user: User, data: UserUpdate
+) -> None:
     """A new email address needs the current password: call this before the
     request writes anything, then `update_user`."""
     if changes_email(user, data):
-        await check_current_password(session, user, data.current_password)
+        await check_current_password(session, limiter, user, data.current_password)
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:
@@ -116,6 +133,8 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     username, email = changes.get("username"), changes.get("email")
     if email is not None:
         changes["email_verified"] = False
+        # A reset link sent to the old address must not open the account.
+        await forget_reset_links(session, user)
     if username is not None:
         changes["username_key"] = username_key(username)
     await _ensure_unique(session, username=username, email=email, exclude_id=user.id)

@@ -7,23 +7,26 @@ commit): see app/mail.py.
 from fastapi import APIRouter, BackgroundTasks, status
 
 from app import accounts
-from app.deps import ClientAddress, CurrentUser, MailerDep, SessionDep, SettingsDep
+from app.deps import ClientAddress, CurrentUser, LimiterDep, MailerDep, SessionDep, SettingsDep
 from app.models import EmailVerification, PasswordChange, PasswordRecovery, PasswordReset
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
 
 @router.put("/users/me/password", status_code=status.HTTP_204_NO_CONTENT)
-async def change_password(data: PasswordChange, user: CurrentUser, session: SessionDep) -> None:
+async def change_password(
+    data: PasswordChange, user: CurrentUser, session: SessionDep, limiter: LimiterDep
+) -> None:
     """Change your password. Every token issued before, this one included,
     stops working: log in again for a new one."""
-    await accounts.change_password(session, user, data.current_password, data.new_password)
+    await accounts.change_password(session, limiter, user, data.current_password, data.new_password)
 
 
 @router.post("/password-recovery", status_code=status.HTTP_202_ACCEPTED)
 async def recover_password(
     data: PasswordRecovery,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
@@ -31,7 +34,7 @@ async def recover_password(
 ) -> dict[str, str]:
     """Mail a password reset link to this address, if it has an account. The
     answer is the same either way, so it tells nobody who has an account."""
-    started = await accounts.start_password_reset(session, settings, data.email, address=address)
+    started = await accounts.start_password_reset(session, limiter, data.email, address=address)
     if started is not None:
         user, token = started
         background.add_task(mailer.send, accounts.reset_mail(user, token, settings))
@@ -39,10 +42,10 @@ async def recover_password(
 
 
 @router.post("/password-reset", status_code=status.HTTP_204_NO_CONTENT)
-async def reset_password(data: PasswordReset, session: SessionDep) -> None:
+async def reset_password(data: PasswordReset, session: SessionDep, limiter: LimiterDep) -> None:
     """Choose a new password with the token from a reset link. It works once,
     within 60 minutes; every login of the account ends."""
-    await accounts.reset_password(session, data.token, data.new_password)
+    await accounts.reset_password(session, limiter, data.token, data.new_password)
 
 
 @router.post("/users/verify-email", status_code=status.HTTP_204_NO_CONTENT)

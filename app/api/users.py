@@ -2,8 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
@@ -16,6 +15,7 @@ from app.deps import (
     ImagesDep,
     ImageUpload,
     Limit,
+    LimiterDep,
     MailerDep,
     OwnAccount,
     SessionDep,
@@ -23,7 +23,6 @@ from app.deps import (
     StorageDep,
     UserId,
 )
-from app.errors import Conflict
 from app.models import (
     AccountDeletion,
     PostsPublic,
@@ -34,6 +33,7 @@ from app.models import (
     UserUpdate,
 )
 from app.policies import policy_of
+from app.ratelimits import REGISTER_ADDRESS
 from app.security import create_access_token
 from app.uploads import store_upload
 
@@ -57,19 +57,16 @@ class Token(BaseModel):
 async def register(
     data: UserCreate,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
     address: ClientAddress,
-) -> User | JSONResponse:
+) -> User:
     """Create an account. The username and email must not be taken already; a
     link to verify the address is mailed to it."""
-    await accounts.check_registration(session, settings, address=address)
-    try:
-        user = await users.create_user(session, data)
-    except Conflict as exc:
-        # Answered, not raised: the attempt is counted (app/ratelimits.py).
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    await limiter.attempt((REGISTER_ADDRESS, address))
+    user = await users.create_user(session, data)
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     return user
 
@@ -85,17 +82,17 @@ async def register(
 async def login_for_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     address: ClientAddress,
-) -> Token | JSONResponse:
+) -> Token:
     """Exchange an email (in the `username` field) and password for a bearer
     token. Too many failures for one account or from one client: 429."""
-    user = await accounts.log_in(session, settings, form.username, form.password, address=address)
+    user = await accounts.log_in(session, limiter, form.username, form.password, address=address)
     if user is None:
-        # Answered, not raised: the failure is counted (app/ratelimits.py).
-        return JSONResponse(
-            {"detail": "Incorrect email or password."},
+        raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="Incorrect email or password.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return Token(access_token=create_access_token(user, settings))
@@ -118,13 +115,14 @@ async def update_user(
     user: OwnAccount,
     data: UserUpdate,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
 ) -> User:
     """Change your own username or email. A new email needs `current_password`,
     and is unverified until you open the link mailed to it."""
-    await users.check_update_allowed(session, user, data)
+    await users.check_update_allowed(session, limiter, user, data)
     new_email = users.changes_email(user, data)
     await users.update_user(session, user, data)
     if new_email:
@@ -133,10 +131,12 @@ async def update_user(
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user: OwnAccount, data: AccountDeletion, session: SessionDep) -> None:
+async def delete_user(
+    user: OwnAccount, data: AccountDeletion, session: SessionDep, limiter: LimiterDep
+) -> None:
     """Delete your own account, all of your posts and their files. Send your
     password (JSON `{"password": ...}`) to confirm."""
-    await accounts.delete_account(session, user, data.password)
+    await accounts.delete_account(session, limiter, user, data.password)
 
 
 @router.patch("/{user_id}/picture", response_model=UserPrivate)

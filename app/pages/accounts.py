@@ -18,6 +18,7 @@ from app.deps import (
     FormFile,
     FormText,
     ImagesDep,
+    LimiterDep,
     MailerDep,
     OptionalPageUser,
     PageUser,
@@ -31,7 +32,7 @@ from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pictures import set_image
 from app.policies import policy_of
-from app.ratelimits import RateLimited
+from app.ratelimits import REGISTER_ADDRESS, RateLimited
 from app.storage import forget_files
 from app.uploads import store_upload
 
@@ -77,6 +78,7 @@ async def register_form(
 async def register(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
@@ -98,7 +100,7 @@ async def register(
     if errors:
         return _form(request, "register.html", values, errors)
     try:
-        await accounts.check_registration(session, settings, address=address)
+        await limiter.attempt((REGISTER_ADDRESS, address))
     except RateLimited as exc:
         return _form(request, "register.html", values, {"form": exc.detail}, 429, exc.retry_after)
     try:
@@ -126,6 +128,7 @@ async def login_form(
 async def login(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     address: ClientAddress,
     email: FormText = "",
@@ -135,7 +138,7 @@ async def login(
     next_path = safe_next_path(next)
     values = {"email": email, "next": next_path}
     try:
-        user = await accounts.log_in(session, settings, email, password, address=address)
+        user = await accounts.log_in(session, limiter, email, password, address=address)
     except RateLimited as exc:
         return _form(request, "login.html", values, {"form": exc.detail}, 429, exc.retry_after)
     except Unprocessable as exc:
@@ -168,6 +171,7 @@ def _refused(exc: Invalid | Conflict) -> dict[str, str]:
 async def update_account(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     user: PageUser,
     images: ImagesDep,
@@ -188,7 +192,7 @@ async def update_account(
     try:
         # The password first: it ends the read-only transaction, which
         # nothing may come before.
-        await users.check_update_allowed(session, user, data)
+        await users.check_update_allowed(session, limiter, user, data)
     except Invalid as exc:
         return _account_form(request, user, values, _refused(exc))
     upload = chosen_file(picture)
@@ -247,6 +251,7 @@ def _new_password_errors(
 async def change_password(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     user: PageUser,
     current_password: FormText = "",
@@ -262,7 +267,9 @@ async def change_password(
     if errors or data is None:
         return _form(request, "password.html", {}, errors)
     try:
-        await accounts.change_password(session, user, data.current_password, data.new_password)
+        await accounts.change_password(
+            session, limiter, user, data.current_password, data.new_password
+        )
     except Invalid as exc:
         return _form(request, "password.html", {}, _refused(exc))
     # Every other login has ended; this browser gets a new one.
@@ -287,12 +294,13 @@ async def logout_everywhere(
 async def delete_account(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     user: PageUser,
     password: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
     try:
-        await accounts.delete_account(session, user, password)
+        await accounts.delete_account(session, limiter, user, password)
     except Invalid as exc:
         values = {"username": user.username, "email": user.email}
         return _account_form(request, user, values, {"password": exc.detail})
@@ -313,6 +321,7 @@ async def forgot_password_form(request: Request) -> HTMLResponse:
 async def forgot_password(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     settings: SettingsDep,
     mailer: MailerDep,
     background: BackgroundTasks,
@@ -325,9 +334,7 @@ async def forgot_password(
     except ValidationError as exc:
         return _form(request, "forgot_password.html", values, field_errors(exc))
     try:
-        started = await accounts.start_password_reset(
-            session, settings, data.email, address=address
-        )
+        started = await accounts.start_password_reset(session, limiter, data.email, address=address)
     except RateLimited as exc:
         return _form(
             request, "forgot_password.html", values, {"form": exc.detail}, 429, exc.retry_after
@@ -355,6 +362,7 @@ async def reset_password_form(
 async def reset_password(
     request: Request,
     session: SessionDep,
+    limiter: LimiterDep,
     token: FormText = "",
     new_password: FormText = "",
     confirm_password: FormText = "",
@@ -369,7 +377,7 @@ async def reset_password(
     if errors or data is None:
         return _form(request, "reset_password.html", values, errors)
     try:
-        await accounts.reset_password(session, data.token, data.new_password)
+        await accounts.reset_password(session, limiter, data.token, data.new_password)
     except Invalid as exc:
         return _form(request, "reset_password.html", values, _refused(exc))
     return redirect(request, "/login", "Your password is changed. Log in with the new one.")
