@@ -29,7 +29,7 @@ from app.config import Settings, app_settings
 from app.db import get_session
 from app.errors import Forbidden
 from app.mail import Mailer
-from app.models import MAX_ID, Post, User, UserPrivate
+from app.models import MAX_ID, MAX_TAG_LENGTH, TAG_PATTERN, Post, User, UserPrivate
 from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
 from app.pagination import Position, read_cursor
 from app.ratelimits import RateLimiter
@@ -84,6 +84,13 @@ PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="The post's id.")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
 Limit = Annotated[int, Query(ge=1, le=100, description="How many posts per page, 1 to 100.")]
 Cursor = Annotated[Position | None, Depends(read_cursor)]
+# ?tag= on a list, or a tag in a path: 1 to 30 lower-case letters, digits or hyphens.
+_TAG = f"^{TAG_PATTERN.pattern}$"
+TagName = Annotated[str, Path(max_length=MAX_TAG_LENGTH, pattern=_TAG, description="A tag.")]
+TagFilter = Annotated[
+    str | None,
+    Query(max_length=MAX_TAG_LENGTH, pattern=_TAG, description="Only posts with this tag."),
+]
 
 
 def _encodable(value: str) -> str:

@@ -5,6 +5,7 @@ row, `XCreate`/`XUpdate` are request bodies, `XPublic` is what the API returns.
 Table models are never request bodies: SQLModel skips validation on them.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -358,6 +359,65 @@ class PostBase(SQLModel):
     content: str = Field(min_length=1, max_length=10_000)
 
 
+# --- tags ----------------------------------------------------------------------
+
+MAX_TAGS = 5
+TAG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+MAX_TAG_LENGTH = 30
+
+
+class Tag(SQLModel, table=True):
+    __tablename__: ClassVar[str] = "tags"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=MAX_TAG_LENGTH, unique=True)
+
+
+class PostTag(SQLModel, table=True):
+    """A post's tag. It keeps a copy of the post's `date_posted` (which never
+    changes), so that a tag's posts, newest first, are read straight off this
+    table's index from the cursor's place, as the other lists are."""
+
+    __tablename__: ClassVar[str] = "post_tags"
+    __table_args__ = (
+        Index("ix_post_tags_tag_id_date_posted_post_id", "tag_id", "date_posted", "post_id"),
+    )
+
+    post_id: int = Field(foreign_key="posts.id", ondelete="CASCADE", primary_key=True)
+    tag_id: int = Field(foreign_key="tags.id", ondelete="CASCADE", primary_key=True)
+    date_posted: datetime = Field(sa_type=UTCDateTime)
+
+
+def check_tags(value: Any) -> Any:
+    """A validator: tags as a list or comma-separated (the forms), each
+    lower-cased and trimmed, duplicates dropped; at most 5, each 1 to 30
+    letters, digits or hyphens."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list):
+        return value
+    tags: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            return value  # the type check that follows says what is wrong
+        tag = item.strip().lower()
+        if not tag or tag in tags:
+            continue
+        if len(tag) > MAX_TAG_LENGTH or not TAG_PATTERN.fullmatch(tag):
+            raise PydanticCustomError(
+                "invalid_tag",
+                "A tag has 1 to {max} letters (a-z), digits or hyphens, like async-python: "
+                '"{tag}" is not one.',
+                {"max": MAX_TAG_LENGTH, "tag": tag[:40]},
+            )
+        tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise PydanticCustomError(
+            "too_many_tags", "A post has at most {max} tags.", {"max": MAX_TAGS}
+        )
+    return tags
+
+
 class Post(PostBase, table=True):
     __tablename__: ClassVar[str] = "posts"
     # One index per list, in the list's order (newest first, ties broken by
@@ -392,10 +452,20 @@ class Post(PostBase, table=True):
     )
 
     author: User = Relationship(back_populates="posts", sa_relationship_kwargs={"lazy": "raise"})
+    # Read-only here (viewonly): app/tags.py writes the PostTag rows, which
+    # need the post's date as well.
+    tags: list[Tag] = Relationship(
+        link_model=PostTag,
+        sa_relationship_kwargs={"lazy": "raise", "viewonly": True, "order_by": "Tag.name"},
+    )
 
     @property
     def image_url(self) -> str | None:
         return file_url(self.image)
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [tag.name for tag in self.tags]
 
     @property
     def edited(self) -> bool:
@@ -419,14 +489,19 @@ class Post(PostBase, table=True):
 
 
 class PostCreate(PostBase):
+    tags: list[str] = Field(default_factory=list, description="0 to 5 tags.")
+
     _clean = field_validator("title", "content", mode="before")(clean_text)
+    _tags = field_validator("tags", mode="before")(check_tags)
 
 
 class PostUpdate(SQLModel):
     title: str | None = Field(default=None, min_length=1, max_length=100)
     content: str | None = Field(default=None, min_length=1, max_length=10_000)
+    tags: list[str] | None = Field(default=None, description="0 to 5 tags; replaces them.")
 
     _clean = field_validator("title", "content", mode="before")(clean_text)
+    _tags = field_validator("tags", mode="before")(check_tags)
 
 
 class AttachmentPublic(SQLModel):
@@ -441,6 +516,7 @@ class AttachmentPublic(SQLModel):
 class PostPublic(PostBase):
     id: int
     content_html: str
+    tags: list[str] = Field(default_factory=list, validation_alias="tag_names")
     date_posted: datetime
     updated_at: datetime
     image_url: str | None

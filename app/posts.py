@@ -5,15 +5,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, delete, tuple_, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import NotFound
 from app.markdown import render_post
-from app.models import Post, PostCreate, PostUpdate, User, utcnow
+from app.models import Post, PostCreate, PostTag, PostUpdate, Tag, User, utcnow
 from app.pagination import Position
 from app.storage import StoredFile
+from app.tags import set_tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ async def list_posts(
     limit: int,
     after: Position | None = None,
     author_id: int | None = None,
+    tag: str | None = None,
 ) -> PostPage:
     """Newest first, ties broken by id, `limit` posts after `after`: one statement.
 
@@ -42,24 +44,33 @@ async def list_posts(
     table size: no sort, no offset, no count. The extra row only says whether
     another page follows.
     """
+    # A tag's list is ordered by its link rows' copy of the date, which their
+    # own index serves (PostTag); the others by the posts' columns.
+    date, post_id = (PostTag.date_posted, PostTag.post_id) if tag else (Post.date_posted, Post.id)
     conditions: list[ColumnElement[bool]] = []
     if author_id is not None:
         conditions.append(col(Post.user_id) == author_id)
+    if tag is not None:
+        tag_id = select(Tag.id).where(Tag.name == tag).scalar_subquery()
+        conditions.append(col(PostTag.tag_id) == tag_id)
     if after is not None:
         # (date_posted, id) < (after's): a row-value comparison, which both
         # databases answer with a range scan of the index.
-        conditions.append(
-            tuple_(col(Post.date_posted), col(Post.id)) < tuple_(after.date_posted, after.id)
-        )
+        conditions.append(tuple_(col(date), col(post_id)) < tuple_(after.date_posted, after.id))
+    statement = select(Post)
+    if tag is not None:
+        statement = statement.join(PostTag, col(PostTag.post_id) == Post.id)
     statement = (
-        select(Post)
-        .where(*conditions)
+        statement.where(*conditions)
         # Each post's author in the same statement. joinedload suits a
         # many-to-one: a JOIN adds the author's columns to the post's row, one
         # round trip for the page, where selectinload would take a second
         # statement. Without it `post.author` raises (lazy="raise").
         .options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
-        .order_by(col(Post.date_posted).desc(), col(Post.id).desc())
+        # The page's tags in one more statement (selectinload suits a
+        # collection: a JOIN would repeat each post once per tag).
+        .options(selectinload(Post.tags))  # type: ignore[arg-type]
+        .order_by(col(date).desc(), col(post_id).desc())
         .limit(limit + 1)
     )
     posts = (await session.exec(statement)).all()
@@ -72,7 +83,10 @@ async def list_posts(
 
 async def get_post(session: AsyncSession, post_id: int) -> Post:
     statement = (
-        select(Post).where(col(Post.id) == post_id).options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
+        select(Post)
+        .where(col(Post.id) == post_id)
+        .options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
+        .options(selectinload(Post.tags))  # type: ignore[arg-type]
     )
     post = (await session.exec(statement)).one_or_none()
     if post is None:
@@ -104,7 +118,7 @@ async def create_post(
     """A new post, with its cover image if one was stored (app/pictures.py)."""
     rendered = await asyncio.to_thread(render_post, data.content)
     post = Post.model_validate(
-        data,
+        data.model_dump(exclude={"tags"}),
         update={
             "user_id": author.id,
             "image": image,
@@ -118,16 +132,22 @@ async def create_post(
     post.author = author
     session.add(post)
     await session.flush()
+    await set_tags(session, post, data.tags)
     await change_post_count(session, post.user_id, +1)
     return post
 
 
 async def update_post(session: AsyncSession, post: Post, data: PostUpdate | PostCreate) -> Post:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    tags = changes.pop("tags", None)
     if "content" in changes and changes["content"] != post.content:
         rendered = await asyncio.to_thread(render_post, changes["content"])
         changes |= {"content_html": rendered.html, "excerpt": rendered.excerpt}
-    if changes:
+    retagged = tags is not None and tags != post.tag_names
+    if retagged:
+        await set_tags(session, post, tags)
+    if changes or retagged:
+        # A new version of the post, new tags included.
         post.sqlmodel_update(changes)
         post.updated_at = utcnow()
         session.add(post)

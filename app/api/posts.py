@@ -16,6 +16,7 @@ from app.deps import (
     Publisher,
     SessionDep,
     StorageDep,
+    TagFilter,
 )
 from app.errors import NotFound
 from app.models import (
@@ -47,11 +48,11 @@ def page_of_posts(request: Request, page: PostPage) -> dict[str, object]:
 
 @router.get("", response_model=PostsPublic)
 async def list_posts(
-    request: Request, session: SessionDep, cursor: Cursor, limit: Limit = 10
+    request: Request, session: SessionDep, cursor: Cursor, limit: Limit = 10, tag: TagFilter = None
 ) -> dict[str, object]:
-    """Everyone's posts, newest first. While `has_more` is true, pass `next_cursor`
-    back as `cursor` for the next page."""
-    page = await posts.list_posts(session, limit=limit, after=cursor)
+    """Everyone's posts (or those with `tag`), newest first. While `has_more` is
+    true, pass `next_cursor` back as `cursor` for the next page."""
+    page = await posts.list_posts(session, limit=limit, after=cursor, tag=tag)
     return page_of_posts(request, page)
 
 

@@ -27,6 +27,7 @@ from app.deps import (
     SessionDep,
     SettingsDep,
     StorageDep,
+    TagName,
     UserId,
 )
 from app.errors import UploadRejected
@@ -63,6 +64,19 @@ async def home(
 ) -> HTMLResponse:
     page = await posts.list_posts(session, limit=settings.posts_per_page, after=cursor)
     return _post_list(request, "home.html", page, fragment)
+
+
+@router.get("/tags/{tag}")
+async def tag_posts(
+    request: Request,
+    tag: TagName,
+    session: SessionDep,
+    settings: SettingsDep,
+    cursor: Cursor,
+    fragment: Fragment = False,
+) -> HTMLResponse:
+    page = await posts.list_posts(session, limit=settings.posts_per_page, after=cursor, tag=tag)
+    return _post_list(request, "tag_posts.html", page, fragment, tag=tag)
 
 
 @router.get("/users/{user_id}/posts")
@@ -115,7 +129,7 @@ async def _preview(request: Request, post: Post | None, values: dict[str, str]) 
 # Declared before /posts/{post_id} so that "new" is not read as an id.
 @router.get("/posts/new")
 async def new_post_form(request: Request, _user: PagePublisher) -> HTMLResponse:
-    return _post_form(request, None, {"title": "", "content": ""})
+    return _post_form(request, None, {"title": "", "content": "", "tags": ""})
 
 
 @dataclass
@@ -175,11 +189,12 @@ async def create_post(
     storage: StorageDep,
     title: FormText = "",
     content: FormText = "",
+    tags: FormText = "",
     image: FormFile = None,
     attachments: FormFiles = None,
     preview: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
-    values = {"title": title, "content": content}
+    values = {"title": title, "content": content, "tags": tags}
     if preview:
         return await _preview(request, None, values)
     checked = await _check(session, images, None, user, values, image, attachments or [])
@@ -205,7 +220,8 @@ async def show_post(
 
 @router.get("/posts/{post_id}/edit")
 async def edit_post_form(request: Request, post: OwnPagePost) -> HTMLResponse:
-    return _post_form(request, post, {"title": post.title, "content": post.content})
+    values = {"title": post.title, "content": post.content, "tags": ", ".join(post.tag_names)}
+    return _post_form(request, post, values)
 
 
 @router.post("/posts/{post_id}/edit", response_model=None)
@@ -217,12 +233,13 @@ async def update_post(
     storage: StorageDep,
     title: FormText = "",
     content: FormText = "",
+    tags: FormText = "",
     image: FormFile = None,
     attachments: FormFiles = None,
     remove_image: Annotated[bool, Form()] = False,
     preview: Annotated[bool, Form()] = False,
 ) -> HTMLResponse | RedirectResponse:
-    values = {"title": title, "content": content}
+    values = {"title": title, "content": content, "tags": tags}
     if preview:
         return await _preview(request, post, values)
     checked = await _check(session, images, post, post.author, values, image, attachments or [])
