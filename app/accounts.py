@@ -30,11 +30,13 @@ from app.config import Settings
 from app.db import end_read_only_transaction
 from app.errors import Invalid
 from app.mail import Mail, render_mail
-from app.models import MAX_ID, PasswordResetToken, User, utcnow
+from app.models import MAX_ID, PASSWORD_IS_NAME, PasswordResetToken, User, password_is_name, utcnow
 from app.ratelimits import RateLimiter
 
 RESET_TOKEN_LIFETIME = timedelta(minutes=60)
 VERIFICATION_LIFETIME = timedelta(days=7)
+# What verification links are signed for (no other signed value passes as one).
+VERIFY_PURPOSE = "verify-email"
 INVALID_RESET_LINK = (
     "This password reset link is not valid: it was used already, it expired, "
     "or it was copied incompletely. Ask for a new one."
@@ -59,6 +61,8 @@ async def log_in(
     count and takes itself off the client's.
     """
     account = email.strip().lower()
+    # The count takes a connection of its own: this request gives its back first.
+    await end_read_only_transaction(session)
     await limiter.attempt((ratelimits.LOGIN_ACCOUNT, account), (ratelimits.LOGIN_ADDRESS, address))
     user = await security.authenticate(session, email, password)
     if user is not None:
@@ -80,6 +84,13 @@ async def set_password(session: AsyncSession, user: User, password_hash: str) ->
     await end_logins(session, user)
 
 
+def check_not_the_name(user: User, password: str) -> None:
+    """A new password may not be the user's name or address (sign-up checks
+    the same in `UserCreate`)."""
+    if password_is_name(password, user.username, user.email):
+        raise Invalid(PASSWORD_IS_NAME, field="new_password")
+
+
 async def end_logins(session: AsyncSession, user: User) -> None:
     """End every login of the user (every token issued so far stops working),
     and every password reset link they were sent."""
@@ -99,6 +110,7 @@ async def change_password(
 ) -> None:
     """The current password, checked, for a new one. Every login ends: the
     caller gives the browser or client that asked a new token."""
+    check_not_the_name(user, new_password)
     await users.check_current_password(session, limiter, user, current_password)
     await set_password(session, user, await security.hash_password(new_password))
 
@@ -126,6 +138,7 @@ async def start_password_reset(
     or None when there is no such account. Callers answer the same either
     way. RateLimited when this address or this client asked too often."""
     email = email.strip().lower()
+    await end_read_only_transaction(session)
     await limiter.attempt((ratelimits.RESET_EMAIL, email), (ratelimits.RESET_ADDRESS, address))
     user = (await session.exec(select(User).where(User.email == email))).first()
     if user is None:
@@ -164,6 +177,7 @@ async def reset_password(
     user = None if found is None else await session.get(User, found.user_id)
     if found is None or user is None:
         raise Invalid(INVALID_RESET_LINK, field="token")
+    check_not_the_name(user, new_password)
     await end_read_only_transaction(session)
     password_hash = await security.hash_password(new_password)
     # Whoever was guessing at the account has no hold on it any more (done
@@ -181,8 +195,13 @@ async def reset_password(
     return user
 
 
+def _link(settings: Settings, path: str, token: str) -> str:
+    """An absolute link to this site, for mail."""
+    return f"{settings.public_url.rstrip('/')}{path}?token={token}"
+
+
 def reset_mail(user: User, token: str, settings: Settings) -> Mail:
-    link = f"{settings.public_url.rstrip('/')}/reset-password?token={token}"
+    link = _link(settings, "/reset-password", token)
     minutes = int(RESET_TOKEN_LIFETIME.total_seconds() // 60)
     return render_mail(
         "reset_password",
@@ -198,7 +217,13 @@ def reset_mail(user: User, token: str, settings: Settings) -> Mail:
 
 
 def verification_token(user: User, settings: Settings) -> str:
-    return security.timed_serializer(settings, "verify-email").dumps([user.id, user.email])
+    return security.timed_serializer(settings, VERIFY_PURPOSE).dumps([user.id, user.email])
+
+
+async def send_verification_again(limiter: RateLimiter, user: User) -> None:
+    """RateLimited when the user asked for the link too often lately: the
+    mail goes to an address nobody confirmed yet, maybe not theirs."""
+    await limiter.attempt((ratelimits.VERIFY_MAIL, str(user.id)))
 
 
 def verification_mail(user: User, settings: Settings) -> Mail:
@@ -217,7 +242,7 @@ def verification_mail(user: User, settings: Settings) -> Mail:
 
 async def verify_email(session: AsyncSession, token: str, settings: Settings) -> User:
     """Mark the address the token was made for as verified, or Invalid."""
-    serializer = security.timed_serializer(settings, "verify-email")
+    serializer = security.timed_serializer(settings, VERIFY_PURPOSE)
     try:
         value: Any = serializer.loads(token, max_age=int(VERIFICATION_LIFETIME.total_seconds()))
         user_id, email = value

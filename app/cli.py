@@ -1,4 +1,4 @@
-"""Command line: `python -m app seed`, `create-user`, and `storage gc`, `migrate`
+"""Command line: `python -m app seed`, `create-user`, `tidy`, and `storage gc`, `migrate`
 and `regenerate`."""
 
 import argparse
@@ -10,19 +10,19 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from pydantic import ValidationError
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import posts, users
+from app import posts, ratelimits, users
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import Conflict
-from app.images import ImagePreset
 from app.markdown import render_post
-from app.models import Post, User, UserCreate, utcnow
-from app.pictures import regenerate_renditions
-from app.policies import image_preset
+from app.models import PasswordResetToken, Post, User, UserCreate, utcnow
+from app.pictures import profile_picture_policy, regenerate_renditions
+from app.policies import FilePolicy, policy_of
 from app.storage import StorageError, create_storage, create_storages, register_storage
 from app.storage.gc import collect_garbage
 from app.storage.migrate import migrate_files
@@ -149,6 +149,16 @@ async def seed(session: AsyncSession) -> tuple[int, int]:
     return added_users, added_posts
 
 
+async def tidy(session: AsyncSession) -> tuple[int, int]:
+    """Delete what no request needs any more: rate-limit counts idle for a
+    day that block nothing, and reset links past their hour. (How many of each.)"""
+    counts = await ratelimits.prune(session, older_than=timedelta(days=1))
+    expired = await session.exec(
+        delete(PasswordResetToken).where(col(PasswordResetToken.expires_at) <= utcnow())
+    )
+    return counts, expired.rowcount
+
+
 def duration(text: str) -> timedelta:
     """`90s`, `30m`, `24h` or `7d`."""
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
@@ -195,11 +205,11 @@ async def _storage_regenerate(
 ) -> None:
     for storage in create_storages(settings).values():
         register_storage(storage)
-    presets: list[tuple[type[User] | type[Post], ImagePreset]] = [
-        (User, image_preset(User, "image", size=settings.avatar_size)),
-        (Post, image_preset(Post, "image")),
+    policies: list[tuple[type[User] | type[Post], FilePolicy]] = [
+        (User, profile_picture_policy(settings)),
+        (Post, policy_of(Post, "image")),
     ]
-    report = await regenerate_renditions(sessionmaker, presets)
+    report = await regenerate_renditions(sessionmaker, policies)
     print(f"Checked {report.checked} pictures; rebuilt the renditions of {report.rebuilt}.")
 
 
@@ -219,6 +229,9 @@ async def _run(command: str, args: argparse.Namespace) -> int:
                 await _storage_migrate(settings, create_sessionmaker(engine), args.to)
             elif command == "storage":
                 await _storage_gc(settings, session, args)
+            elif command == "tidy":
+                counts, tokens = await tidy(session)
+                print(f"Deleted {counts} idle rate-limit counts and {tokens} expired reset links.")
             else:
                 data = UserCreate(username=args.username, email=args.email, password=args.password)
                 user = await users.create_user(session, data)
@@ -234,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("seed", help="add demo users and posts (safe to run again)")
+    commands.add_parser(
+        "tidy", help="delete idle rate-limit counts and expired reset links (run it daily)"
+    )
     create = commands.add_parser("create-user", help="create an account")
     create.add_argument("--username", required=True)
     create.add_argument("--email", required=True)

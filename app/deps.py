@@ -4,12 +4,15 @@ look up what `SessionDep` or `PageUser` gives and how.
 - What the app made when it started: `SessionDep`, `SettingsDep`,
   `StorageDep`, `ImagesDep`, `MailerDep`, `LimiterDep`.
 - Who is asking: `CurrentUser` (the API's Bearer token), `OptionalPageUser` /
-  `PageUser` (the pages' login cookie).
+  `PageUser` (the pages' login cookie), `ClientAddress` (for rate limits);
+  `Publisher` / `PagePublisher` when they are about to publish
+  (REQUIRE_VERIFIED_EMAIL).
 - Rows the asker may change, found before their rights are checked, so a
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
   `OwnPagePost`, `OwnAccount`.
 - Parameters shared by the API and the pages: `PostId`, `UserId`, `Limit`,
-  `Cursor`, `FormText`, `FormFile`, `FormFiles`, `Fragment`, `ImageUpload`.
+  `Cursor`, `TagName`, `TagFilter`, `FormText`, `FormFile`, `FormFiles`,
+  `Fragment`, `ImageUpload`.
 
 Settings are loaded once, when the app is made (`create_app`), and read from
 the app: `SettingsDep` in a route, `app_settings(request)` in the helpers

@@ -7,7 +7,7 @@ Services raise these; `main.py` turns them into `{"detail": ...}` for the API
 
 class AppError(Exception):
     status_code = 400
-    # Seconds to wait before trying again, sent as Retry-After (for a 503).
+    # Seconds to wait before trying again, sent as Retry-After (a 429 or 503).
     retry_after: int | None = None
 
     def __init__(self, detail: str) -> None:

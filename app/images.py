@@ -24,6 +24,15 @@ MAX_PIXELS = 40_000_000
 # pool's size bounds what images take in all.
 MAX_DECODE_BYTES = 192 * 1024 * 1024
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+# Pillow's name for what it opened, as a content type. A JPEG may open as an
+# MPO: several pictures in one file, as many cameras and phones write.
+SOURCE_TYPES = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+}
 WEBP_QUALITY = 82
 # libwebp effort, 0-6: at 2, encoding takes about half the CPU of the default (4)
 # for files within a few per cent of the same size, measured on photos (bench/images.py).
@@ -70,15 +79,14 @@ POST_COVER = ImagePreset(size=1600, crop=False, renditions=(480, 960))
 AVATAR = ImagePreset(size=256, crop=True, renditions=(64, 128))
 
 
-def avatar_preset(size: int) -> ImagePreset:
-    return AVATAR.with_size(size)
-
-
 @dataclass(frozen=True, slots=True)
 class ProcessedImage:
     data: bytes
     width: int
     height: int
+    # What the upload was, judged from its bytes ("image/png"): a field's
+    # policy may accept only some kinds of picture.
+    source_type: str
     # (data, width, height) of each smaller copy, smallest first.
     renditions: tuple[tuple[bytes, int, int], ...] = ()
     content_type: str = "image/webp"
@@ -93,10 +101,11 @@ def process(source: BinaryIO, preset: ImagePreset) -> ProcessedImage:
     try:
         # Shrunk as early as possible: only the decoded upload is ever held
         # at full size, never a copy of it (a 40-megapixel image takes 160 MB).
+        source_type = SOURCE_TYPES.get(image.format or "", "application/octet-stream")
         image = _draft(image, preset)
         _check_decode_bytes(image)
         image = _resize(_resizable(image), preset)
-        return _encode(_normalise(image), preset)
+        return _encode(_normalise(image), preset, source_type)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Pillow reports truncated and corrupt data while decoding.
         raise ImageRejected(
@@ -229,11 +238,12 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     return converted
 
 
-def _encode(image: Image.Image, preset: ImagePreset) -> ProcessedImage:
+def _encode(image: Image.Image, preset: ImagePreset, source_type: str) -> ProcessedImage:
     return ProcessedImage(
         data=_webp(image),
         width=image.width,
         height=image.height,
+        source_type=source_type,
         renditions=_renditions(image, preset.renditions),
     )
 

@@ -76,6 +76,7 @@ ERROR_TITLES = {
     409: "Changed meanwhile",
     413: "Too large",
     422: "Invalid request",
+    429: "Too many attempts",
     500: "Something went wrong",
     503: "Try again soon",
 }

@@ -226,6 +226,13 @@ def _lower(value: Any) -> Any:
 
 
 MIN_PASSWORD_LENGTH = 8
+PASSWORD_IS_NAME = "Your password cannot be your username or email address."
+
+
+def password_is_name(password: str, username: str, email: str) -> bool:
+    """Whether the password is the username, the email address or its first part."""
+    guess = password.strip().casefold()
+    return guess in (username.casefold(), email.casefold(), email.split("@")[0].casefold())
 
 
 MAX_USERNAME_LENGTH = 50
@@ -279,11 +286,8 @@ class UserCreate(UserBase):
 
     @model_validator(mode="after")
     def _password_is_not_the_name(self) -> "UserCreate":
-        password = self.password.strip().casefold()
-        if password in (self.username.casefold(), self.email, self.email.split("@")[0]):
-            raise PydanticCustomError(
-                "password_is_name", "Your password cannot be your username or email address."
-            )
+        if password_is_name(self.password, self.username, self.email):
+            raise PydanticCustomError("password_is_name", PASSWORD_IS_NAME)
         return self
 
 
@@ -314,7 +318,9 @@ class UserPrivate(UserPublic):
 
 
 class NewPassword(SQLModel):
-    """A password someone chooses: at least 8 characters, not all spaces."""
+    """A password someone chooses: at least 8 characters, not all spaces, not
+    one of the most common passwords (and, checked where the user is known,
+    not their name or address)."""
 
     new_password: str = Field(min_length=8, max_length=128)
 

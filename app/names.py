@@ -6,7 +6,8 @@ unique in the database, made by:
 1. Unicode NFKC normalisation: full-width letters, ligatures and other
    compatibility forms become the plain ones (full-width "newbie" is "newbie");
 2. case folding: "NEWBIE" is "newbie", "Stra\u00dfe" (with a sharp s) is "strasse";
-3. the Cyrillic and Greek letters drawn like Latin ones read as those
+3. letters drawn like plain Latin ones (Cyrillic, Greek, and a few Latin
+   ones such as the dotless i) read as those
    ("ada" written with a Cyrillic "a", U+0430, is "ada").
 
 Characters nobody can see or type as part of a name are refused outright:
@@ -16,8 +17,9 @@ and private-use code points, and every space but the plain one.
 
 import unicodedata
 
-# Lower-case letters of other scripts drawn like a Latin one, written as
-# escapes because they cannot be told apart on screen.
+# Lower-case letters drawn like a plain Latin one, written as escapes because
+# they cannot be told apart on screen. A change here changes keys: add a
+# migration that recomputes `users.username_key` (as 0008 computed it).
 LOOKALIKES = str.maketrans(
     {
         "\u0430": "a",  # cyrillic small letter a

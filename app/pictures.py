@@ -25,11 +25,18 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.config import Settings
 from app.images import ImagePreset, renditions_of
 from app.models import Post, User, utcnow
+from app.policies import FilePolicy, policy_of
 from app.storage import Rendition, StoredFile, get_storage
 from app.storage.base import ObjectExists, rendition_key
 from app.storage.lifecycle import delete_or_leave
+
+
+def profile_picture_policy(settings: Settings) -> FilePolicy:
+    """`User.image`'s policy, its pictures made at AVATAR_SIZE."""
+    return policy_of(User, "image").with_image_size(settings.avatar_size)
 
 
 class HasImage(Protocol):
@@ -60,7 +67,7 @@ class RegenerationReport:
 
 async def regenerate_renditions(
     sessionmaker: async_sessionmaker[AsyncSession],
-    presets: Sequence[tuple[type[User] | type[Post], ImagePreset]],
+    policies: Sequence[tuple[type[User] | type[Post], FilePolicy]],
     *,
     progress: Callable[[str], None] = print,
     batch_size: int = 50,
@@ -75,7 +82,9 @@ async def regenerate_renditions(
     short goes on where it stopped.
     """
     report = RegenerationReport()
-    for model, preset in presets:
+    for model, policy in policies:
+        preset = policy.image
+        assert preset is not None, f"{model.__name__}'s policy makes no pictures"
         table = inspect(model).local_table
         assert isinstance(table, Table)
         key_column, image_column, version = table.c.id, table.c.image, table.c.updated_at

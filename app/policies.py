@@ -53,11 +53,3 @@ def policy_of(model: Any, field: str) -> FilePolicy:
     if not isinstance(policy, FilePolicy):
         raise LookupError(f"{model.__name__}.{field} declares no file policy")
     return policy
-
-
-def image_preset(model: Any, field: str, *, size: int | None = None) -> ImagePreset:
-    """The preset a picture field's uploads are made with (`size`: AVATAR_SIZE)."""
-    preset = policy_of(model, field).image
-    if preset is None:
-        raise LookupError(f"{model.__name__}.{field} is not a picture field")
-    return preset if size is None else preset.with_size(size)

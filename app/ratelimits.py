@@ -14,7 +14,8 @@ machine counts together. An attempt is counted before the work it guards,
 in a short transaction of its own that commits at once: a request that
 fails afterwards (a wrong password is a 401) still counts, and attempts sent
 at the same moment each see the ones before them (the row is locked from the
-count to the commit), so a burst cannot slip through together. The
+count to the commit), so a burst cannot slip through together. A refused
+attempt counts nowhere. The
 request's own transaction stays read-only meanwhile: on SQLite, whose one
 write lock lasts until the commit, it never waits on Argon2 holding it.
 """
@@ -28,7 +29,7 @@ from typing import Any
 from sqlalchemy import Table, case, delete, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col
+from sqlmodel import col, or_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import AppError
@@ -61,6 +62,8 @@ LOGIN_ADDRESS = Limit("login-address", free=20)
 # Guesses at the current password by someone logged in (a stolen login
 # trying to change the password, the email or delete the account).
 PASSWORD_CHECK = Limit("password-check", free=5)
+# Verification mails asked again by one user.
+VERIFY_MAIL = Limit("verify-mail", free=3)
 # Reset mails asked for one address, and by one client.
 RESET_EMAIL = Limit("reset-email", free=3)
 RESET_ADDRESS = Limit("reset-address", free=10)
@@ -87,31 +90,34 @@ class RateLimiter:
         self.enabled = enabled
 
     async def attempt(self, *counted: Counted) -> None:
-        """Count one attempt for each (limit, value), or raise RateLimited
-        if any of them must wait (the attempt still counts: hammering a
-        limit only makes the wait longer)."""
+        """Count one attempt for each (limit, value), or raise RateLimited if
+        any of them must wait. A refused attempt counts nowhere: only attempts
+        that go on to the work (a password check) make the waits grow, so a
+        client refused for its own address cannot keep someone's account
+        locked."""
         if not self.enabled:
             return
         now = utcnow()
-        waits: list[datetime] = []
+        # Raising inside the transaction rolls it back: a refusal counts nowhere.
         async with self.sessionmaker() as session, session.begin():
+            waits: list[datetime] = []
+            blocks: list[tuple[str, datetime]] = []
             for limit, value in counted:
                 key = _key(limit, value)
+                # Counting first locks the row until the commit (SQLite: the
+                # database), so attempts sent together are counted one by one.
                 hits, blocked_until = await _count(session, key, limit.window, now)
-                refused = blocked_until is not None and blocked_until > now
+                if blocked_until is not None and blocked_until > now:
+                    waits.append(blocked_until)
                 delay = limit.delay_after(hits)
                 if delay is not None:
-                    # Never earlier than a wait already set: a burst cannot shorten it.
-                    blocked_until = max(now + delay, blocked_until or now)
-                    await session.exec(
-                        update(_table())
-                        .where(_table().c.key == key)
-                        .values(blocked_until=blocked_until)
-                    )
-                if refused and blocked_until is not None:
-                    waits.append(blocked_until)
-        if waits:
-            raise RateLimited(max(1, math.ceil((max(waits) - now).total_seconds())))
+                    blocks.append((key, now + delay))
+            if waits:
+                raise RateLimited(max(1, math.ceil((max(waits) - now).total_seconds())))
+            for key, until in blocks:
+                await session.exec(
+                    update(_table()).where(_table().c.key == key).values(blocked_until=until)
+                )
 
     async def forget(self, limit: Limit, value: str) -> None:
         """Start the count again (a successful login, a password reset)."""
@@ -166,3 +172,16 @@ async def _count(
     )
     hits, blocked_until = (await session.exec(statement)).one()
     return hits, blocked_until
+
+
+async def prune(session: AsyncSession, *, older_than: timedelta) -> int:
+    """Delete counts nobody has added to for `older_than` and that block
+    nothing: `python -m app tidy` runs it. How many went."""
+    now = utcnow()
+    result = await session.exec(
+        delete(RateLimit).where(
+            col(RateLimit.last_at) < now - older_than,
+            or_(col(RateLimit.blocked_until).is_(None), col(RateLimit.blocked_until) < now),
+        )
+    )
+    return result.rowcount

@@ -8,7 +8,8 @@ Run on the event loop, one login would freeze every other request, so hashing
 and verifying go to threads of their own (argon2-cffi releases the GIL while
 it works, so the loop keeps serving). Not to the thread pool FastAPI shares
 with file responses: forty guesses at once there would take forty threads
-and 2.5 GB. The pool has one low-priority thread per core but one, so
+and 2.5 GB. The pool has one low-priority thread per core but one (at
+most 4), so
 hashes take at most `threads x 64 MiB` and leave a core to the event loop,
 and a bounded queue: beyond it a login is refused at once with a 503 and
 `Retry-After` instead of waiting behind hundreds of others.
@@ -76,7 +77,7 @@ class HashPool:
             self.pending -= 1
 
 
-# One thread per core but one, which stays with the event loop (as for images).
+# One thread per core but one (at most 4), which stays with the event loop (as for images).
 hash_pool = HashPool(threads=default_workers())
 
 

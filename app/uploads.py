@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import end_read_only_transaction
 from app.errors import UploadRejected, UploadTooLarge, human_size
-from app.images import ACCEPTED_FORMATS, ProcessedImage, process
+from app.images import ACCEPTED_FORMATS, SOURCE_TYPES, ProcessedImage, process
 from app.policies import FilePolicy
 from app.storage import Storage, StoredFile, store_file
 from app.workers import ImageWorkers
@@ -40,14 +40,7 @@ CHUNK_SIZE = 64 * 1024
 
 # What the bytes are: (content type, file extension), and the name a user knows.
 PDF = ("application/pdf", "pdf")
-IMAGES = {
-    "JPEG": ("image/jpeg", "jpg"),
-    # A JPEG with more than one picture in it, as many cameras and phones write.
-    "MPO": ("image/jpeg", "jpg"),
-    "PNG": ("image/png", "png"),
-    "WEBP": ("image/webp", "webp"),
-    "GIF": ("image/gif", "gif"),
-}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
 TYPE_NAMES = {
     "application/pdf": "PDF",
     "image/jpeg": "JPEG",
@@ -108,6 +101,8 @@ async def accept_upload(
     filename = display_filename(upload.filename)
     if policy.image is not None:
         image = await workers.call(process, upload.file, policy.image, user=user)
+        if image.source_type not in policy.accepts:
+            raise UploadRejected(_not_accepted(policy))
         return AcceptedFile(policy, image.content_type, image.extension, filename, image=image)
     content_type, extension = await workers.call(identify, upload.file, policy, user=user)
     return AcceptedFile(policy, content_type, extension, filename, upload=upload)
@@ -162,16 +157,21 @@ def identify(source: BinaryIO, policy: FilePolicy) -> tuple[str, str]:
         try:
             # Opened as one of these; a JPEG may turn out to be an MPO.
             with Image.open(source, formats=ACCEPTED_FORMATS) as image:
-                found = IMAGES.get(image.format or "")
+                content_type = SOURCE_TYPES.get(image.format or "")
+                found = (content_type, EXTENSIONS[content_type]) if content_type else None
                 image.verify()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             found = None
     source.seek(0)
     if found is None or found[0] not in policy.accepts:
-        names = [TYPE_NAMES.get(accepted, accepted) for accepted in policy.accepts]
-        choices = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-        raise UploadRejected(f"This file is not one we accept. Upload a {choices} file.")
+        raise UploadRejected(_not_accepted(policy))
     return found
+
+
+def _not_accepted(policy: FilePolicy) -> str:
+    names = [TYPE_NAMES.get(accepted, accepted) for accepted in policy.accepts]
+    choices = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    return f"This file is not one we accept. Upload a {choices} file."
 
 
 async def _chunks(upload: UploadFile | None) -> AsyncIterator[bytes]:

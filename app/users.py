@@ -133,8 +133,6 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     username, email = changes.get("username"), changes.get("email")
     if email is not None:
         changes["email_verified"] = False
-        # A reset link sent to the old address must not open the account.
-        await forget_reset_links(session, user)
     if username is not None:
         changes["username_key"] = username_key(username)
     await _ensure_unique(session, username=username, email=email, exclude_id=user.id)
@@ -148,6 +146,9 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
         # reload them (an implicit load would fail in async code).
         await session.refresh(user)
         raise await _conflict(session, username=username, email=email, exclude_id=user.id) from None
+    if email is not None:
+        # A reset link sent to the old address must not open the account.
+        await forget_reset_links(session, user)
     return user
 
 

@@ -24,7 +24,7 @@ from app.errors import AppError
 T = TypeVar("T")
 
 # Linux's per-thread nice value for CPU-heavy threads: see lower_thread_priority.
-IMAGE_THREAD_NICENESS = 10
+THREAD_NICENESS = 10
 # Images that may wait for a thread, per thread, before uploads are refused.
 QUEUE_PER_WORKER = 8
 # Uploads one user may have waiting behind their own, before more are refused
@@ -96,4 +96,4 @@ def lower_thread_priority() -> None:
     to the event loop and to I/O threads when cores are busy, so pages stay
     quick meanwhile (Linux: per-thread nice)."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMAGE_THREAD_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), THREAD_NICENESS)

@@ -37,7 +37,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.images import avatar_preset, process  # noqa: E402
+from app.images import AVATAR, process  # noqa: E402
 from bench.server import app_environment, migrate, uvicorn  # noqa: E402
 
 PASSWORD = "benchmark-password"
@@ -69,7 +69,7 @@ def straightforward_avatar(data: bytes, size: int) -> bytes:
 
 
 def bench_pipeline(data: bytes, rounds: int = 5) -> dict[str, float]:
-    preset = avatar_preset(AVATAR_SIZE)
+    preset = AVATAR.with_size(AVATAR_SIZE)
     ours, naive = [], []
     for _ in range(rounds):
         started = time.perf_counter()

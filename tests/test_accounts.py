@@ -634,3 +634,75 @@ async def test_a_stolen_login_cannot_guess_the_current_password_freely(
     # Even the right password waits (and the account stays).
     assert refused.status_code == 429
     assert await can_use(client, alice)
+
+
+async def test_a_refused_change_keeps_the_reset_links(
+    client: httpx.AsyncClient, alice: Account, bob: Account, inbox: Inbox
+) -> None:
+    await client.post("/api/password-recovery", json={"email": alice.email})
+    token = token_of(inbox.last_link(alice.email))
+    taken = await client.patch(
+        f"/api/users/{alice.id}",
+        json={"email": bob.email, "current_password": PASSWORD},
+        headers=alice.headers,
+    )
+    assert taken.status_code == 409
+    used = await client.post(
+        "/api/password-reset", json={"token": token, "new_password": NEW_PASSWORD}
+    )
+    assert used.status_code == 204
+
+
+async def test_a_new_password_cannot_be_the_name_either(
+    client: httpx.AsyncClient, alice: Account, inbox: Inbox
+) -> None:
+    for password in ("alice@example.com", "  ALICE@example.com "):
+        answer = await client.put(
+            "/api/users/me/password",
+            json={"current_password": PASSWORD, "new_password": password},
+            headers=alice.headers,
+        )
+        assert answer.status_code == 422
+        assert answer.json()["detail"] == "Your password cannot be your username or email address."
+    await client.post("/api/password-recovery", json={"email": alice.email})
+    token = token_of(inbox.last_link(alice.email))
+    reset = await client.post(
+        "/api/password-reset", json={"token": token, "new_password": "alice@example.com"}
+    )
+    assert reset.status_code == 422
+
+
+async def test_verification_mail_is_sent_a_few_times_at_most(
+    client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    carol = await sign_up(client, "carol")
+    with time_machine.travel(utcnow(), tick=False):
+        answers = [
+            (
+                await client.post("/api/users/me/verification-email", headers=carol.headers)
+            ).status_code
+            for _ in range(ratelimits.VERIFY_MAIL.free + 3)
+        ]
+    assert answers.count(202) == ratelimits.VERIFY_MAIL.free + 1
+    assert answers[-1] == 429
+    # The one sent at sign-up and the ones let through.
+    assert len(inbox.to(carol.email)) == 1 + ratelimits.VERIFY_MAIL.free + 1
+
+
+async def test_the_password_form_says_when_to_try_again(
+    browser: httpx.AsyncClient, alice: Account
+) -> None:
+    await page_login(browser, alice.email)
+    form = {
+        "current_password": "wrong one",
+        "new_password": NEW_PASSWORD,
+        "confirm_password": NEW_PASSWORD,
+    }
+    with time_machine.travel(utcnow(), tick=False):
+        for _ in range(ratelimits.PASSWORD_CHECK.free + 1):
+            await submit(browser, "/account/password", "/account/password", form)
+        refused = await submit(browser, "/account/password", "/account/password", form)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert "Change your password" in refused.text
+    assert "Too many attempts" in refused.text

@@ -183,13 +183,15 @@ async def test_an_attachment_whose_file_went_meanwhile_is_a_404(
 
 
 def test_each_file_field_declares_its_policy() -> None:
+    from app.images import AVATAR
     from app.models import Post, User
-    from app.policies import ATTACHMENTS, COVER, PROFILE_PICTURE, image_preset, policy_of
+    from app.policies import ATTACHMENTS, COVER, PROFILE_PICTURE, policy_of
 
     assert policy_of(User, "image") is PROFILE_PICTURE
     assert policy_of(Post, "image") is COVER
     assert policy_of(Post, "attachments") is ATTACHMENTS
-    assert image_preset(User, "image", size=512).renditions == (64, 128)
-    assert image_preset(User, "image", size=100).renditions == (64,)
+    assert PROFILE_PICTURE.with_image_size(512).image == AVATAR.with_size(512)
+    assert AVATAR.with_size(512).renditions == (64, 128)
+    assert AVATAR.with_size(100).renditions == (64,)
     with pytest.raises(LookupError):
         policy_of(Post, "title")

@@ -1,6 +1,7 @@
 """Profile pictures and cover images, from upload to the stored file a browser gets."""
 
 import asyncio
+import dataclasses
 import io
 import re
 import threading
@@ -8,12 +9,16 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from fastapi import UploadFile
 from PIL import Image
 
 from app.config import Settings
+from app.errors import UploadRejected
 from app.images import ImagePreset
 from app.models import User
 from app.pictures import regenerate_renditions
+from app.policies import PROFILE_PICTURE
+from app.uploads import accept_upload
 from app.workers import WAITING_PER_USER, ImagesBusy, ImageWorkers
 from tests import pictures
 from tests.helpers import (
@@ -509,7 +514,8 @@ async def test_regenerate_makes_the_renditions_todays_settings_ask_for(
     before = {stored.key async for stored in server.storage.scan()}
 
     # The sizes change: 100 and 200 pixels instead of 64 and 128.
-    changed = ImagePreset(size=256, crop=True, renditions=(100, 200))
+    preset = ImagePreset(size=256, crop=True, renditions=(100, 200))
+    changed = dataclasses.replace(PROFILE_PICTURE, image=preset)
     report = await regenerate_renditions(server.sessionmaker, [(User, changed)], progress=print)
     assert (report.checked, report.rebuilt) == (1, 1)
     image = (await client.get("/api/users/me", headers=alice.headers)).json()["image"]
@@ -523,3 +529,21 @@ async def test_regenerate_makes_the_renditions_todays_settings_ask_for(
 
     again = await regenerate_renditions(server.sessionmaker, [(User, changed)], progress=print)
     assert (again.checked, again.rebuilt) == (1, 0)
+
+
+async def test_a_picture_field_takes_only_the_kinds_its_policy_names(server: RunningApp) -> None:
+    png_only = dataclasses.replace(PROFILE_PICTURE, accepts=("image/png",))
+    workers = server.app.state.images
+    async with server.sessionmaker() as session:
+        accepted = await accept_upload(
+            session, workers, as_upload(pictures.png_with_alpha()), png_only
+        )
+        assert accepted.image is not None
+        assert accepted.image.source_type == "image/png"
+        with pytest.raises(UploadRejected) as refused:
+            await accept_upload(session, workers, as_upload(pictures.jpeg()), png_only)
+    assert refused.value.detail == "This file is not one we accept. Upload a PNG file."
+
+
+def as_upload(data: bytes) -> UploadFile:
+    return UploadFile(io.BytesIO(data), filename="upload")

@@ -56,10 +56,15 @@ async def verify_email(data: EmailVerification, session: SessionDep, settings: S
 
 @router.post("/users/me/verification-email", status_code=status.HTTP_202_ACCEPTED)
 async def send_verification_email(
-    user: CurrentUser, settings: SettingsDep, mailer: MailerDep, background: BackgroundTasks
+    user: CurrentUser,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    mailer: MailerDep,
+    background: BackgroundTasks,
 ) -> dict[str, str]:
-    """Mail the verification link for your address again."""
+    """Mail the verification link for your address again (a few times an hour)."""
     if user.email_verified:
         return {"detail": f"{user.email} is verified already."}
+    await accounts.send_verification_again(limiter, user)
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     return {"detail": f"A verification link is on its way to {user.email}."}

@@ -32,7 +32,6 @@ from app.models import (
     UserPublic,
     UserUpdate,
 )
-from app.policies import policy_of
 from app.ratelimits import REGISTER_ADDRESS
 from app.security import create_access_token
 from app.uploads import store_upload
@@ -150,7 +149,7 @@ async def set_picture(
 ) -> User:
     """Upload your profile picture. It is centre-cropped to a square and stored
     without its metadata; the previous picture is deleted."""
-    policy = policy_of(User, "image").with_image_size(settings.avatar_size)
+    policy = pictures.profile_picture_policy(settings)
     picture = await store_upload(session, storage, images, file, policy, user=user.id)
     await pictures.set_image(session, user, picture)
     return user

@@ -30,8 +30,7 @@ from app.errors import Conflict, Invalid, Unprocessable, UploadRejected
 from app.models import PasswordChange, PasswordRecovery, PasswordReset, User, UserCreate, UserUpdate
 from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pictures import set_image
-from app.policies import policy_of
+from app.pictures import profile_picture_policy, set_image
 from app.ratelimits import REGISTER_ADDRESS, RateLimited
 from app.storage import forget_files
 from app.uploads import store_upload
@@ -45,13 +44,14 @@ def _form(
     values: dict[str, str],
     errors: dict[str, str] | None = None,
     status_code: int = 422,
+    *,
     retry_after: int | None = None,
-    **context: object,
+    context: dict[str, object] | None = None,
 ) -> HTMLResponse:
     response = render(
         request,
         template,
-        {"values": values, "errors": errors or {}, **context},
+        {"values": values, "errors": errors or {}, **(context or {})},
         status_code=status_code if errors else 200,
     )
     if retry_after is not None:
@@ -59,10 +59,32 @@ def _form(
     return response
 
 
+def _refused(
+    request: Request,
+    template: str,
+    values: dict[str, str],
+    exc: Invalid | Conflict | RateLimited,
+    context: dict[str, object] | None = None,
+) -> HTMLResponse:
+    """The form again, with why it was refused beside its field (or above the
+    form): a 422, or a 429 with Retry-After when it came too often."""
+    field = exc.field if isinstance(exc, Invalid | Conflict) else "form"
+    errors = {field: exc.detail}
+    if isinstance(exc, RateLimited):
+        return _form(
+            request, template, values, errors, 429, retry_after=exc.retry_after, context=context
+        )
+    return _form(request, template, values, errors, context=context)
+
+
 def _account_form(
     request: Request, user: User, values: dict[str, str], errors: dict[str, str] | None = None
 ) -> HTMLResponse:
-    return _form(request, "account.html", values, errors, has_picture=user.image is not None)
+    return _form(request, "account.html", values, errors, context=_account_context(user))
+
+
+def _account_context(user: User) -> dict[str, object]:
+    return {"has_picture": user.image is not None}
 
 
 @router.get("/register", response_model=None)
@@ -102,11 +124,11 @@ async def register(
     try:
         await limiter.attempt((REGISTER_ADDRESS, address))
     except RateLimited as exc:
-        return _form(request, "register.html", values, {"form": exc.detail}, 429, exc.retry_after)
+        return _refused(request, "register.html", values, exc)
     try:
         user = await users.create_user(session, data)
     except Conflict as exc:
-        return _form(request, "register.html", values, {exc.field: exc.detail})
+        return _refused(request, "register.html", values, exc)
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     # Logged in straight away: nobody wants to type what they just typed again.
     message = f"Welcome, {user.username}! We sent a link to {user.email} to confirm it."
@@ -140,7 +162,7 @@ async def login(
     try:
         user = await accounts.log_in(session, limiter, email, password, address=address)
     except RateLimited as exc:
-        return _form(request, "login.html", values, {"form": exc.detail}, 429, exc.retry_after)
+        return _refused(request, "login.html", values, exc)
     except Unprocessable as exc:
         return _form(request, "login.html", values, {"form": exc.detail}, status_code=422)
     if user is None:
@@ -161,10 +183,6 @@ async def logout(request: Request, settings: SettingsDep) -> RedirectResponse:
 @router.get("/account")
 async def account_form(request: Request, user: PageUser) -> HTMLResponse:
     return _account_form(request, user, {"username": user.username, "email": user.email})
-
-
-def _refused(exc: Invalid | Conflict) -> dict[str, str]:
-    return {exc.field: exc.detail}
 
 
 @router.post("/account", response_model=None)
@@ -193,15 +211,15 @@ async def update_account(
         # The password first: it ends the read-only transaction, which
         # nothing may come before.
         await users.check_update_allowed(session, limiter, user, data)
-    except Invalid as exc:
-        return _account_form(request, user, values, _refused(exc))
+    except (Invalid, RateLimited) as exc:
+        return _refused(request, "account.html", values, exc, _account_context(user))
     upload = chosen_file(picture)
     new_picture = None
     if upload:
         # Checked and resized before anything is written, so a bad picture
         # leaves the account as it was; stored before the first write too
         # (app/pictures.py says why).
-        policy = policy_of(User, "image").with_image_size(settings.avatar_size)
+        policy = profile_picture_policy(settings)
         try:
             new_picture = await store_upload(session, storage, images, upload, policy, user=user.id)
         except UploadRejected as exc:
@@ -211,7 +229,7 @@ async def update_account(
     except Conflict as exc:
         # The form comes back; the picture stored for it goes after the commit.
         forget_files(session, [new_picture])
-        return _account_form(request, user, values, _refused(exc))
+        return _refused(request, "account.html", values, exc, _account_context(user))
     if new_picture:
         await set_image(session, user, new_picture)
     if new_email:
@@ -270,8 +288,8 @@ async def change_password(
         await accounts.change_password(
             session, limiter, user, data.current_password, data.new_password
         )
-    except Invalid as exc:
-        return _form(request, "password.html", {}, _refused(exc))
+    except (Invalid, RateLimited) as exc:
+        return _refused(request, "password.html", {}, exc)
     # Every other login has ended; this browser gets a new one.
     response = redirect(
         request, "/account", "Your password is changed. Other devices are logged out."
@@ -301,9 +319,9 @@ async def delete_account(
 ) -> HTMLResponse | RedirectResponse:
     try:
         await accounts.delete_account(session, limiter, user, password)
-    except Invalid as exc:
+    except (Invalid, RateLimited) as exc:
         values = {"username": user.username, "email": user.email}
-        return _account_form(request, user, values, {"password": exc.detail})
+        return _refused(request, "account.html", values, exc, _account_context(user))
     response = redirect(request, "/", "Your account, your posts and your pictures are deleted.")
     clear_login_cookie(response, settings)
     return response
@@ -336,9 +354,7 @@ async def forgot_password(
     try:
         started = await accounts.start_password_reset(session, limiter, data.email, address=address)
     except RateLimited as exc:
-        return _form(
-            request, "forgot_password.html", values, {"form": exc.detail}, 429, exc.retry_after
-        )
+        return _refused(request, "forgot_password.html", values, exc)
     if started is not None:
         user, token = started
         background.add_task(mailer.send, accounts.reset_mail(user, token, settings))
@@ -379,7 +395,7 @@ async def reset_password(
     try:
         await accounts.reset_password(session, limiter, data.token, data.new_password)
     except Invalid as exc:
-        return _form(request, "reset_password.html", values, _refused(exc))
+        return _refused(request, "reset_password.html", values, exc)
     return redirect(request, "/login", "Your password is changed. Log in with the new one.")
 
 
@@ -410,10 +426,15 @@ async def send_verification_email(
     request: Request,
     settings: SettingsDep,
     user: PageUser,
+    limiter: LimiterDep,
     mailer: MailerDep,
     background: BackgroundTasks,
 ) -> RedirectResponse:
     if user.email_verified:
         return redirect(request, "/account", f"{user.email} is confirmed already.")
+    try:
+        await accounts.send_verification_again(limiter, user)
+    except RateLimited as exc:
+        return redirect(request, "/account", exc.detail, category="error")
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     return redirect(request, "/account", f"A new link is on its way to {user.email}.")

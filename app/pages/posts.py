@@ -248,10 +248,11 @@ async def update_post(
     # Files are stored before the first write (app/pictures.py says why).
     cover = None if checked.cover is None else await store_accepted(session, storage, checked.cover)
     files = await _store_attachments(session, storage, checked)
+    # The text first: it renders the Markdown, which needs no write lock held.
+    await posts.update_post(session, post, checked.data)
     if cover or remove_image:
         await set_image(session, post, cover)
     await add_attachments(session, post, files)
-    await posts.update_post(session, post, checked.data)
     return redirect(request, f"/posts/{post.id}", "Your post is updated.")
 
 
