@@ -149,6 +149,19 @@ async def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
+async def get_optional_user(
+    token: Annotated[str | None, Depends(bearer_token)],
+    settings: SettingsDep,
+    session: SessionDep,
+) -> User | None:
+    """The user of the Bearer token, or None for a visitor (public routes that
+    say more to a logged-in user: `liked_by_me`)."""
+    return await user_from_token(token, settings, session)
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
 # --- who is asking: the pages ----------------------------------------------------
 
 

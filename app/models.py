@@ -394,6 +394,19 @@ class PostTag(SQLModel, table=True):
     date_posted: datetime = Field(sa_type=UTCDateTime)
 
 
+class Like(SQLModel, table=True):
+    """One user's like of one post: the pair is the key, so liking twice is
+    one like."""
+
+    __tablename__: ClassVar[str] = "likes"
+    # The key serves a post's likes; this index a user's (deleting a user
+    # deletes theirs).
+    __table_args__ = (Index("ix_likes_user_id_post_id", "user_id", "post_id"),)
+
+    post_id: int = Field(foreign_key="posts.id", ondelete="CASCADE", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+
+
 def check_tags(value: Any) -> Any:
     """A validator: tags as a list or comma-separated (the forms), each
     lower-cased and trimmed, duplicates dropped; at most 5, each 1 to 30
@@ -445,6 +458,9 @@ class Post(PostBase, table=True):
     # HTML for the post's page, and plain text for cards.
     content_html: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": ""})
     excerpt: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
+    # Kept by app/likes.py in the transaction that adds or removes a like,
+    # so that cards show it without counting.
+    like_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=POSTS_UPDATED_AT)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
@@ -522,6 +538,9 @@ class AttachmentPublic(SQLModel):
 class PostPublic(PostBase):
     id: int
     content_html: str
+    like_count: int = 0
+    # Whether the user asking (by their token) likes it: false for a visitor.
+    liked_by_me: bool = False
     tags: list[str] = Field(default_factory=list, validation_alias="tag_names")
     date_posted: datetime
     updated_at: datetime

@@ -1,6 +1,6 @@
 """Queries and rules for users, shared by the JSON API and the pages."""
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app import ratelimits, security
 from app.db import end_read_only_transaction
 from app.errors import Conflict, Invalid, NotFound
-from app.models import PasswordResetToken, Post, User, UserCreate, UserUpdate, utcnow
+from app.models import Like, PasswordResetToken, Post, User, UserCreate, UserUpdate, utcnow
 from app.names import username_key
 from app.ratelimits import RateLimiter
 
@@ -161,5 +161,14 @@ async def delete_user(session: AsyncSession, user: User) -> None:
     locks them (post, then user), and the two never wait for each other.
     """
     await session.exec(delete(Post).where(col(Post.user_id) == user.id))
+    # Their likes go with them (ON DELETE CASCADE): the counts they were in
+    # go down first.
+    liked = select(Like.post_id).where(col(Like.user_id) == user.id)
+    await session.exec(
+        update(Post)
+        .where(col(Post.id).in_(liked))
+        .values(like_count=col(Post.like_count) - 1)
+        .execution_options(synchronize_session=False)
+    )
     await session.delete(user)
     await session.flush()

@@ -3,14 +3,17 @@
 from typing import Annotated
 
 from fastapi import APIRouter, File, Path, Request, Response, UploadFile, status
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import attachments, pictures, posts
+from app import attachments, likes, pictures, posts
 from app.db import end_read_only_transaction
 from app.deps import (
+    CurrentUser,
     Cursor,
     ImagesDep,
     ImageUpload,
     Limit,
+    OptionalUser,
     OwnPost,
     PostId,
     Publisher,
@@ -26,6 +29,7 @@ from app.models import (
     PostPublic,
     PostsPublic,
     PostUpdate,
+    User,
 )
 from app.pagination import write_cursor
 from app.policies import policy_of
@@ -36,48 +40,67 @@ from app.uploads import store_accepted, store_upload
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
 
-def page_of_posts(request: Request, page: PostPage) -> dict[str, object]:
-    """A page as `PostsPublic`, with the cursor of the next one."""
+async def page_of_posts(
+    request: Request, session: AsyncSession, page: PostPage, user: User | None
+) -> dict[str, object]:
+    """A page as `PostsPublic`, with the cursor of the next one, and which of
+    its posts `user` likes (one statement for the page)."""
+    liked = await likes.liked_among(session, user, page.posts)
     return {
-        "posts": page.posts,
+        "posts": [public_post(post, post.id in liked) for post in page.posts],
         "limit": page.limit,
         "has_more": page.has_more,
         "next_cursor": write_cursor(request, page.next),
     }
 
 
+def public_post(post: Post, liked_by_me: bool) -> PostPublic:
+    return PostPublic.model_validate(post).model_copy(update={"liked_by_me": liked_by_me})
+
+
+async def _public(session: AsyncSession, post: Post, user: User | None) -> PostPublic:
+    """The post as the API shows it to `user`."""
+    return public_post(post, bool(await likes.liked_among(session, user, [post])))
+
+
 @router.get("", response_model=PostsPublic)
 async def list_posts(
-    request: Request, session: SessionDep, cursor: Cursor, limit: Limit = 10, tag: TagFilter = None
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    cursor: Cursor,
+    limit: Limit = 10,
+    tag: TagFilter = None,
 ) -> dict[str, object]:
     """Everyone's posts (or those with `tag`), newest first. While `has_more` is
-    true, pass `next_cursor` back as `cursor` for the next page."""
+    true, pass `next_cursor` back as `cursor` for the next page. With a token,
+    `liked_by_me` says which ones you like."""
     page = await posts.list_posts(session, limit=limit, after=cursor, tag=tag)
-    return page_of_posts(request, page)
+    return await page_of_posts(request, session, page, user)
 
 
 @router.post("", response_model=PostPublic, status_code=status.HTTP_201_CREATED)
-async def create_post(data: PostCreate, session: SessionDep, current_user: Publisher) -> Post:
+async def create_post(data: PostCreate, session: SessionDep, current_user: Publisher) -> PostPublic:
     """Publish a post as the logged-in user."""
-    return await posts.create_post(session, current_user, data)
+    return public_post(await posts.create_post(session, current_user, data), liked_by_me=False)
 
 
 @router.get("/{post_id}", response_model=PostPublic)
-async def read_post(post_id: PostId, session: SessionDep) -> Post:
+async def read_post(post_id: PostId, session: SessionDep, user: OptionalUser) -> PostPublic:
     """One post with its author."""
-    return await posts.get_post(session, post_id)
+    return await _public(session, await posts.get_post(session, post_id), user)
 
 
 @router.patch("/{post_id}", response_model=PostPublic)
-async def update_post(post: OwnPost, data: PostUpdate, session: SessionDep) -> Post:
+async def update_post(post: OwnPost, data: PostUpdate, session: SessionDep) -> PostPublic:
     """Change some fields of your own post."""
-    return await posts.update_post(session, post, data)
+    return await _public(session, await posts.update_post(session, post, data), post.author)
 
 
 @router.put("/{post_id}", response_model=PostPublic)
-async def replace_post(post: OwnPost, data: PostCreate, session: SessionDep) -> Post:
+async def replace_post(post: OwnPost, data: PostCreate, session: SessionDep) -> PostPublic:
     """Replace the title and content of your own post."""
-    return await posts.update_post(session, post, data)
+    return await _public(session, await posts.update_post(session, post, data), post.author)
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -89,20 +112,32 @@ async def delete_post(post: OwnPost, session: SessionDep) -> None:
 @router.patch("/{post_id}/image", response_model=PostPublic)
 async def set_image(
     post: OwnPost, file: ImageUpload, session: SessionDep, images: ImagesDep, storage: StorageDep
-) -> Post:
+) -> PostPublic:
     """Upload a cover image for your post (at most 1600 pixels on its longer side
     once stored); the previous one is deleted."""
     policy = policy_of(Post, "image")
     cover = await store_upload(session, storage, images, file, policy, user=post.user_id)
     await pictures.set_image(session, post, cover)
-    return post
+    return await _public(session, post, post.author)
 
 
 @router.delete("/{post_id}/image", response_model=PostPublic)
-async def remove_image(post: OwnPost, session: SessionDep) -> Post:
+async def remove_image(post: OwnPost, session: SessionDep) -> PostPublic:
     """Remove your post's cover image."""
     await pictures.set_image(session, post, None)
-    return post
+    return await _public(session, post, post.author)
+
+
+@router.put("/{post_id}/like", status_code=status.HTTP_204_NO_CONTENT)
+async def like_post(post_id: PostId, session: SessionDep, user: CurrentUser) -> None:
+    """Like a post (liking it again changes nothing)."""
+    await likes.like(session, await posts.get_post(session, post_id), user)
+
+
+@router.delete("/{post_id}/like", status_code=status.HTTP_204_NO_CONTENT)
+async def unlike_post(post_id: PostId, session: SessionDep, user: CurrentUser) -> None:
+    """Take your like back (if there is none, nothing changes)."""
+    await likes.unlike(session, await posts.get_post(session, post_id), user)
 
 
 AttachmentId = Annotated[str, Path(max_length=32, description="The attachment's id.")]

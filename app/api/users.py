@@ -17,6 +17,7 @@ from app.deps import (
     Limit,
     LimiterDep,
     MailerDep,
+    OptionalUser,
     OwnAccount,
     SessionDep,
     SettingsDep,
@@ -164,9 +165,14 @@ async def remove_picture(user: OwnAccount, session: SessionDep) -> User:
 
 @router.get("/{user_id}/posts", response_model=PostsPublic)
 async def read_user_posts(
-    request: Request, user_id: UserId, session: SessionDep, cursor: Cursor, limit: Limit = 10
+    request: Request,
+    user_id: UserId,
+    session: SessionDep,
+    asker: OptionalUser,
+    cursor: Cursor,
+    limit: Limit = 10,
 ) -> dict[str, object]:
     """A user's posts, newest first, paginated like `GET /api/posts`."""
     await users.get_user(session, user_id)
     page = await posts.list_posts(session, limit=limit, after=cursor, author_id=user_id)
-    return page_of_posts(request, page)
+    return await page_of_posts(request, session, page, asker)

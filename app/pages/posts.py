@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import attachments as attachments_service
-from app import posts, users
+from app import likes, posts, users
 from app.attachments import add_attachments, check_attachments
 from app.deps import (
     PAGE_DEPENDENCIES,
@@ -21,8 +21,10 @@ from app.deps import (
     FormText,
     Fragment,
     ImagesDep,
+    OptionalPageUser,
     OwnPagePost,
     PagePublisher,
+    PageUser,
     PostId,
     SessionDep,
     SettingsDep,
@@ -213,9 +215,21 @@ async def show_post(
     request: Request,
     post_id: PostId,
     session: SessionDep,
+    user: OptionalPageUser,
 ) -> HTMLResponse:
     post = await posts.get_post(session, post_id)
-    return render(request, "post.html", {"post": post})
+    liked = bool(await likes.liked_among(session, user, [post]))
+    return render(request, "post.html", {"post": post, "liked": liked})
+
+
+@router.post("/posts/{post_id}/like")
+async def toggle_like(
+    request: Request, post_id: PostId, session: SessionDep, user: PageUser
+) -> RedirectResponse:
+    """The like button: a plain form, so it works without JavaScript."""
+    post = await posts.get_post(session, post_id)
+    await likes.toggle(session, post, user)
+    return redirect(request, f"/posts/{post.id}")
 
 
 @router.get("/posts/{post_id}/edit")
