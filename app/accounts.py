@@ -30,7 +30,15 @@ from app.config import Settings
 from app.db import end_read_only_transaction
 from app.errors import Invalid
 from app.mail import Mail, render_mail
-from app.models import MAX_ID, PASSWORD_IS_NAME, PasswordResetToken, User, password_is_name, utcnow
+from app.models import (
+    MAX_ID,
+    PASSWORD_IS_NAME,
+    PasswordResetToken,
+    User,
+    UserCreate,
+    password_is_name,
+    utcnow,
+)
 from app.ratelimits import RateLimiter
 
 RESET_TOKEN_LIFETIME = timedelta(minutes=60)
@@ -82,6 +90,17 @@ async def set_password(session: AsyncSession, user: User, password_hash: str) ->
     reset link they were sent."""
     user.password_hash = password_hash
     await end_logins(session, user)
+
+
+async def register(
+    session: AsyncSession, limiter: RateLimiter, data: UserCreate, *, address: str
+) -> User:
+    """A new account; RateLimited when this client registered too often lately
+    (taken names and addresses count too, or the 409s would tell anyone which
+    addresses have an account, as fast as they can ask)."""
+    await end_read_only_transaction(session)
+    await limiter.attempt((ratelimits.REGISTER_ADDRESS, address))
+    return await users.create_user(session, data)
 
 
 def check_not_the_name(user: User, password: str) -> None:

@@ -32,19 +32,20 @@ async def like(session: AsyncSession, post: Post, user: User) -> None:
         await _count(session, post, +1)
 
 
-async def unlike(session: AsyncSession, post: Post, user: User) -> None:
-    """The user no longer likes the post (if they did)."""
+async def unlike(session: AsyncSession, post: Post, user: User) -> bool:
+    """The user no longer likes the post: whether they did."""
     removed = await session.exec(
         delete(Like).where(col(Like.post_id) == post.id, col(Like.user_id) == user.id)
     )
-    if removed.rowcount == 1:
-        await _count(session, post, -1)
+    if removed.rowcount != 1:
+        return False
+    await _count(session, post, -1)
+    return True
 
 
 async def toggle(session: AsyncSession, post: Post, user: User) -> bool:
     """Like the post, or take the like back: whether the user likes it now."""
-    if await liked_among(session, user, [post]):
-        await unlike(session, post, user)
+    if await unlike(session, post, user):
         return False
     await like(session, post, user)
     return True

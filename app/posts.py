@@ -94,6 +94,15 @@ async def get_post(session: AsyncSession, post_id: int) -> Post:
     return post
 
 
+async def get_post_row(session: AsyncSession, post_id: int) -> Post:
+    """The post alone, without its author or tags (one primary-key lookup),
+    for changes that need only the row: a like."""
+    post = await session.get(Post, post_id)
+    if post is None:
+        raise NotFound("Post not found.")
+    return post
+
+
 async def change_post_count(session: AsyncSession, author_id: int, change: int) -> None:
     """Add `change` to the author's post count, in the transaction that adds or
     deletes the posts.

@@ -27,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -150,6 +150,23 @@ def upload_four_at_once(
     asyncio.run(run())
 
 
+async def latencies_while(
+    client: httpx.AsyncClient, target: Callable[..., None], *args: object
+) -> list[float]:
+    """/health latencies sampled while `target(*args)` runs in a process of its
+    own (so that the sampler's timings are not the load's)."""
+    busy = asyncio.Event()
+    load = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    sampler = asyncio.create_task(health_latencies(client, busy, minimum=100))
+    load.start()
+    await asyncio.to_thread(load.join)
+    busy.set()
+    loaded = await sampler
+    if load.exitcode != 0:
+        raise RuntimeError(f"{target.__name__} failed")
+    return loaded
+
+
 async def bench_stall(url: str, data: bytes) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         headers, post_ids = await sign_up(client)
@@ -160,17 +177,7 @@ async def bench_stall(url: str, data: bytes) -> dict[str, float]:
         done.set()
         idle = await health_latencies(client, done, minimum=400)
 
-        busy = asyncio.Event()
-        uploader = multiprocessing.get_context("spawn").Process(
-            target=upload_four_at_once, args=(url, headers, post_ids, data)
-        )
-        sampler = asyncio.create_task(health_latencies(client, busy, minimum=100))
-        uploader.start()
-        await asyncio.to_thread(uploader.join)
-        busy.set()
-        loaded = await sampler
-        if uploader.exitcode != 0:
-            raise RuntimeError("the uploads failed")
+        loaded = await latencies_while(client, upload_four_at_once, url, headers, post_ids, data)
     return {"idle_p99": p99(idle), "loaded_p99": p99(loaded), "samples": len(loaded)}
 
 
@@ -244,17 +251,7 @@ async def bench_logins(url: str, pid: int) -> dict[str, float]:
         await asyncio.sleep(0.5)
         idle_rss = rss_kib(pid, "VmRSS")
         reset_peak_rss(pid)
-        busy = asyncio.Event()
-        guesser = multiprocessing.get_context("spawn").Process(
-            target=guess_forty_at_once, args=(url,)
-        )
-        sampler = asyncio.create_task(health_latencies(client, busy, minimum=100))
-        guesser.start()
-        await asyncio.to_thread(guesser.join)
-        busy.set()
-        loaded = await sampler
-        if guesser.exitcode != 0:
-            raise RuntimeError("the logins failed")
+        loaded = await latencies_while(client, guess_forty_at_once, url)
         peak = rss_kib(pid, "VmHWM")
     return {
         "idle_p99": p99(idle),

@@ -131,13 +131,13 @@ async def remove_image(post: OwnPost, session: SessionDep) -> PostPublic:
 @router.put("/{post_id}/like", status_code=status.HTTP_204_NO_CONTENT)
 async def like_post(post_id: PostId, session: SessionDep, user: CurrentUser) -> None:
     """Like a post (liking it again changes nothing)."""
-    await likes.like(session, await posts.get_post(session, post_id), user)
+    await likes.like(session, await posts.get_post_row(session, post_id), user)
 
 
 @router.delete("/{post_id}/like", status_code=status.HTTP_204_NO_CONTENT)
 async def unlike_post(post_id: PostId, session: SessionDep, user: CurrentUser) -> None:
     """Take your like back (if there is none, nothing changes)."""
-    await likes.unlike(session, await posts.get_post(session, post_id), user)
+    await likes.unlike(session, await posts.get_post_row(session, post_id), user)
 
 
 AttachmentId = Annotated[str, Path(max_length=32, description="The attachment's id.")]

@@ -33,7 +33,6 @@ from app.models import (
     UserPublic,
     UserUpdate,
 )
-from app.ratelimits import REGISTER_ADDRESS
 from app.security import create_access_token
 from app.uploads import store_upload
 
@@ -65,8 +64,7 @@ async def register(
 ) -> User:
     """Create an account. The username and email must not be taken already; a
     link to verify the address is mailed to it."""
-    await limiter.attempt((REGISTER_ADDRESS, address))
-    user = await users.create_user(session, data)
+    user = await accounts.register(session, limiter, data, address=address)
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     return user
 

@@ -5,11 +5,11 @@ Mail goes out in a background task once the response is sent (after the
 commit): see app/mail.py.
 """
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app import accounts, users
 from app.deps import (
@@ -31,11 +31,13 @@ from app.models import PasswordChange, PasswordRecovery, PasswordReset, User, Us
 from app.pages.auth import clear_login_cookie, safe_next_path, set_login_cookie
 from app.pages.rendering import chosen_file, field_errors, redirect, render
 from app.pictures import profile_picture_policy, set_image
-from app.ratelimits import REGISTER_ADDRESS, RateLimited
+from app.ratelimits import RateLimited
 from app.storage import forget_files
 from app.uploads import store_upload
 
 router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _form(
@@ -77,6 +79,22 @@ def _refused(
     return _form(request, template, values, errors, context=context)
 
 
+def _confirmed(
+    model: type[M], fields: dict[str, str], password: str, confirm_password: str
+) -> tuple[M | None, dict[str, str]]:
+    """A form with a new password typed twice: its fields as `model`, or None
+    and the messages to show beside the fields."""
+    errors: dict[str, str] = {}
+    data = None
+    try:
+        data = model.model_validate(fields)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+    if password != confirm_password:
+        errors.setdefault("confirm_password", "The two passwords do not match.")
+    return (None if errors else data), errors
+
+
 def _account_form(
     request: Request, user: User, values: dict[str, str], errors: dict[str, str] | None = None
 ) -> HTMLResponse:
@@ -112,22 +130,13 @@ async def register(
 ) -> HTMLResponse | RedirectResponse:
     # Passwords are never sent back into the form.
     values = {"username": username, "email": email}
-    errors: dict[str, str] = {}
-    try:
-        data = UserCreate(username=username, email=email, password=password)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-    if password != confirm_password:
-        errors.setdefault("confirm_password", "The two passwords do not match.")
-    if errors:
+    fields = {**values, "password": password}
+    data, errors = _confirmed(UserCreate, fields, password, confirm_password)
+    if data is None:
         return _form(request, "register.html", values, errors)
     try:
-        await limiter.attempt((REGISTER_ADDRESS, address))
-    except RateLimited as exc:
-        return _refused(request, "register.html", values, exc)
-    try:
-        user = await users.create_user(session, data)
-    except Conflict as exc:
+        user = await accounts.register(session, limiter, data, address=address)
+    except (RateLimited, Conflict) as exc:
         return _refused(request, "register.html", values, exc)
     background.add_task(mailer.send, accounts.verification_mail(user, settings))
     # Logged in straight away: nobody wants to type what they just typed again.
@@ -256,15 +265,6 @@ async def password_form(request: Request, _user: PageUser) -> HTMLResponse:
     return _form(request, "password.html", {})
 
 
-def _new_password_errors(
-    exc: ValidationError | None, new_password: str, confirm_password: str
-) -> dict[str, str]:
-    errors = field_errors(exc) if exc else {}
-    if new_password != confirm_password:
-        errors.setdefault("confirm_password", "The two passwords do not match.")
-    return errors
-
-
 @router.post("/account/password", response_model=None)
 async def change_password(
     request: Request,
@@ -276,13 +276,9 @@ async def change_password(
     new_password: FormText = "",
     confirm_password: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
-    data, problem = None, None
-    try:
-        data = PasswordChange(current_password=current_password, new_password=new_password)
-    except ValidationError as exc:
-        problem = exc
-    errors = _new_password_errors(problem, new_password, confirm_password)
-    if errors or data is None:
+    fields = {"current_password": current_password, "new_password": new_password}
+    data, errors = _confirmed(PasswordChange, fields, new_password, confirm_password)
+    if data is None:
         return _form(request, "password.html", {}, errors)
     try:
         await accounts.change_password(
@@ -384,13 +380,9 @@ async def reset_password(
     confirm_password: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
     values = {"token": token}
-    data, problem = None, None
-    try:
-        data = PasswordReset(token=token, new_password=new_password)
-    except ValidationError as exc:
-        problem = exc
-    errors = _new_password_errors(problem, new_password, confirm_password)
-    if errors or data is None:
+    fields = {"token": token, "new_password": new_password}
+    data, errors = _confirmed(PasswordReset, fields, new_password, confirm_password)
+    if data is None:
         return _form(request, "reset_password.html", values, errors)
     try:
         await accounts.reset_password(session, limiter, data.token, data.new_password)

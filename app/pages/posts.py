@@ -227,7 +227,7 @@ async def toggle_like(
     request: Request, post_id: PostId, session: SessionDep, user: PageUser
 ) -> RedirectResponse:
     """The like button: a plain form, so it works without JavaScript."""
-    post = await posts.get_post(session, post_id)
+    post = await posts.get_post_row(session, post_id)
     await likes.toggle(session, post, user)
     return redirect(request, f"/posts/{post.id}")
 
