@@ -1,4 +1,5 @@
-"""Image pipeline benchmarks, side by side in one run: `python bench/images.py`.
+"""The server under CPU-heavy work (pictures, passwords), side by side in one
+run: `python bench/images.py`.
 
 1. Avatar from a 12-megapixel JPEG: this app's pipeline against a
    straightforward one (open, exif_transpose, ImageOps.fit at full size, save),
@@ -10,12 +11,16 @@
    peak RSS above idle, and GET /health p99 meanwhile against idle. (Rate
    limits are off here, as they are for any load test: with them on, all but
    the first few guesses would be refused before any hashing.)
+5. One client guessing one account's password, one request after another,
+   with the rate limits off and then on: the passwords the server checks
+   with Argon2 a minute.
 
 The server is the real app under uvicorn, one worker, SQLite and local media
 in a temporary directory. Figures vary between machines; the ratios are what
 to compare.
 
-Options: --rounds N (default 5) runs of each avatar pipeline.
+Options: --rounds N (default 5) runs of each avatar pipeline; --guess-seconds S
+(default 60) how long the client of 5 guesses, each way.
 """
 
 import argparse
@@ -85,9 +90,9 @@ def bench_pipeline(data: bytes, rounds: int = 5) -> dict[str, float]:
 
 
 @contextmanager
-def running_server() -> Iterator[tuple[str, int]]:
+def running_server(**settings: str) -> Iterator[tuple[str, int]]:
     workdir = Path(tempfile.mkdtemp(prefix="blog-bench-"))
-    env = app_environment(workdir)
+    env = app_environment(workdir) | settings
     try:
         migrate(env)
         with uvicorn("app.main:create_app", env, "--factory") as (url, pid):
@@ -261,6 +266,21 @@ async def bench_logins(url: str, pid: int) -> dict[str, float]:
     }
 
 
+async def guesses(url: str, seconds: float) -> dict[int, int]:
+    """One client guessing one account's password, one request after another,
+    for `seconds`: how many answers of each status it got (401: a password
+    was checked with Argon2; 429: refused before any hashing)."""
+    answers: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await sign_up(client)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            guess = {"username": "bench@example.com", "password": f"guess {sum(answers.values())}"}
+            answer = await client.post("/api/users/token", data=guess)
+            answers[answer.status_code] = answers.get(answer.status_code, 0) + 1
+    return answers
+
+
 def wide_webp() -> bytes:
     """A few tens of KB that decode to 16383x2441 pixels (40 megapixels)."""
     output = io.BytesIO()
@@ -280,6 +300,9 @@ def ten_megabyte_photo() -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="runs of each avatar pipeline")
+    parser.add_argument(
+        "--guess-seconds", type=float, default=60, help="how long one client guesses, each way"
+    )
     options = parser.parse_args()
     twelve_mp = photo(4000, 3000, 90)
     big = ten_megabyte_photo()
@@ -292,6 +315,12 @@ def main() -> None:
         memory, wide = asyncio.run(bench_memory(url, pid, [big, wide_webp()]))
     with running_server() as (url, pid):
         logins = asyncio.run(bench_logins(url, pid))
+    seconds = options.guess_seconds
+    with running_server() as (url, _pid):
+        unlimited = asyncio.run(guesses(url, seconds))
+    with running_server(RATE_LIMITS_ENABLED="true") as (url, _pid):
+        limited = asyncio.run(guesses(url, seconds))
+    per_minute = 60 / seconds
 
     rows = [
         (
@@ -326,6 +355,16 @@ def main() -> None:
         ("GET /health p99, idle", f"{logins['idle_p99'] * 1000:.1f} ms", ""),
         ("GET /health p99, 40 logins", f"{logins['loaded_p99'] * 1000:.1f} ms", ""),
         ("  ratio (target <= 3.0)", f"{logins['loaded_p99'] / logins['idle_p99']:.2f}x", ""),
+        (
+            "Argon2 checks one client forces, limits off",
+            f"{unlimited.get(401, 0) * per_minute:.0f}/min",
+            f"{unlimited}",
+        ),
+        (
+            "Argon2 checks one client forces, limits on",
+            f"{limited.get(401, 0) * per_minute:.0f}/min",
+            f"{limited}",
+        ),
     ]
     width = max(len(row[0]) for row in rows)
     for name, value, note in rows:
