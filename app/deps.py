@@ -9,9 +9,9 @@ look up what `SessionDep` or `PageUser` gives and how.
   (REQUIRE_VERIFIED_EMAIL).
 - Rows the asker may change, found before their rights are checked, so a
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
-  `OwnPagePost`, `OwnAccount`.
-- Parameters shared by the API and the pages: `PostId`, `UserId`, `Limit`,
-  `Cursor`, `TagName`, `TagFilter`, `FormText`, `FormFile`, `FormFiles`,
+  `OwnPagePost`, `RemovablePost` (or an admin's), `OwnAccount`.
+- Parameters shared by the API and the pages: `PostId`, `UserId`, `CommentId`, `Limit`,
+  `Cursor`, `TagName`, `TagFilter`, `SearchText`, `FormText`, `FormFile`, `FormFiles`,
   `Fragment`, `ImageUpload`.
 
 Settings are loaded once, when the app is made (`create_app`), and read from
@@ -36,6 +36,7 @@ from app.models import MAX_ID, MAX_TAG_LENGTH, TAG_PATTERN, Post, User, UserPriv
 from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
 from app.pagination import Position, read_cursor
 from app.ratelimits import RateLimiter
+from app.search import MAX_QUERY_LENGTH, query_problem
 from app.security import user_from_token
 from app.storage import Storage
 from app.workers import ImageWorkers
@@ -85,6 +86,7 @@ LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 
 PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="The post's id.")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
+CommentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The comment's id.")]
 Limit = Annotated[int, Query(ge=1, le=100, description="How many posts per page, 1 to 100.")]
 Cursor = Annotated[Position | None, Depends(read_cursor)]
 # ?tag= on a list, or a tag in a path: 1 to 30 lower-case letters, digits or hyphens.
@@ -105,6 +107,24 @@ def _encodable(value: str) -> str:
 
 
 FormText = Annotated[str, Form(), AfterValidator(_encodable)]
+
+
+def _searchable(value: str | None) -> str | None:
+    problem = None if value is None else query_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# ?q= on a list or the search page: words to look for in titles, tags and content.
+SearchText = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_QUERY_LENGTH,
+        description="Words to search for in titles, tags and content; results best first.",
+    ),
+    AfterValidator(_searchable),
+]
 # A form's file input: None when the form has none (an empty input still sends
 # a part without a filename: see `chosen_file` in app/pages/rendering.py).
 FormFile = Annotated[UploadFile | None, File()]
@@ -203,15 +223,16 @@ PAGE_DEPENDENCIES = [Depends(check_csrf), Depends(get_page_user)]
 
 
 def _own_post(
-    get_user: Callable[..., Awaitable[User]],
+    get_user: Callable[..., Awaitable[User]], *, or_admin: bool = False
 ) -> Callable[..., Awaitable[Post]]:
-    """A dependency giving the post of the path, if `get_user`'s user wrote it."""
+    """A dependency giving the post of the path, if `get_user`'s user wrote it
+    (or, with `or_admin`, is an admin)."""
 
     async def own_post(
         post_id: PostId, session: SessionDep, user: Annotated[User, Depends(get_user)]
     ) -> Post:
         post = await posts.get_post(session, post_id)
-        if post.user_id != user.id:
+        if post.user_id != user.id and not (or_admin and user.is_admin):
             raise Forbidden("Only the author can change this post.")
         return post
 
@@ -220,6 +241,9 @@ def _own_post(
 
 OwnPost = Annotated[Post, Depends(_own_post(get_current_user))]
 OwnPagePost = Annotated[Post, Depends(_own_post(require_page_user))]
+# Deleting a post: its author, or an admin.
+RemovablePost = Annotated[Post, Depends(_own_post(get_current_user, or_admin=True))]
+RemovablePagePost = Annotated[Post, Depends(_own_post(require_page_user, or_admin=True))]
 
 
 async def get_own_account(user_id: UserId, session: SessionDep, current_user: CurrentUser) -> User:

@@ -29,11 +29,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 
 from app.api import accounts as accounts_api
+from app.api import comments as comments_api
 from app.api import health
 from app.api import posts as posts_api
 from app.api import users as users_api
 from app.config import Settings, app_settings, get_settings
 from app.db import create_engine, create_sessionmaker
+from app.docs import OPENAPI_URL, add_docs
 from app.errors import AppError
 from app.mail import Mailer
 from app.middleware import (
@@ -43,6 +45,7 @@ from app.middleware import (
 )
 from app.models import MAX_ID, Post, User, UserPrivate
 from app.pages import accounts as account_pages
+from app.pages import feeds
 from app.pages import posts as post_pages
 from app.pages.auth import LOGIN_COOKIE, LoginRequired
 from app.pages.rendering import configure_templates, render
@@ -111,8 +114,10 @@ ROUTERS = (
     users_api.router,
     accounts_api.router,
     posts_api.router,
+    comments_api.router,
     account_pages.router,
     post_pages.router,
+    feeds.router,
 )
 
 CHANGED_MEANWHILE = (
@@ -363,10 +368,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Blog",
         summary="An async FastAPI + SQLModel blog with a JSON API and server-rendered pages.",
         lifespan=lifespan,
-        # DOCS_ENABLED=false: no /docs, /redoc or /openapi.json.
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # DOCS_ENABLED=false: no /docs, /redoc or /openapi.json. FastAPI's own
+        # docs pages load their code from a CDN; app/docs.py serves it from here.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_URL if settings.docs_enabled else None,
     )
     app.state.settings = settings
     app.state.mailer = Mailer(settings)
@@ -386,6 +392,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.docs_enabled:
+        add_docs(app)
     # Local media is served while it is where new files go, and after a switch
     # to S3 for as long as the files are there (see `python -m app storage migrate`).
     if settings.storage_backend == "local" or settings.media_root.is_dir():

@@ -5,6 +5,10 @@ Pure ASGI (rather than Starlette's BaseHTTPMiddleware) works on the messages
 as they pass, without wrapping the body in extra tasks and queues.
 """
 
+import base64
+import hashlib
+from html.parser import HTMLParser
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,15 +22,17 @@ PAGE_POLICY = (
     "style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# Swagger UI and ReDoc load their code from a CDN and start it with an inline script.
+# The API docs pages (app/docs.py) load Swagger UI and ReDoc from this origin
+# too. Swagger UI is started by an inline script, allowed by its hash alone
+# ({script_hashes}: see `docs_policy`), so an injected script still cannot run.
+# Styles may be inline: ReDoc writes <style> elements as it runs, which no
+# hash can cover (Swagger UI alone would do without). ReDoc also runs its
+# search in a worker made from a blob: URL.
 DOCS_POLICY = (
-    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; worker-src blob:; "
-    "frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' data:; script-src 'self'{script_hashes}; "
+    "style-src 'self' 'unsafe-inline'; worker-src blob:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
-# The docs pages themselves: exactly these paths, nothing that merely starts alike.
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 # Features no page here uses, denied to every page (and anything injected).
 PERMISSIONS_POLICY = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), "
@@ -37,7 +43,48 @@ PERMISSIONS_POLICY = (
 HSTS = "max-age=31536000; includeSubDomains"
 
 
+def docs_policy(page: bytes) -> str:
+    """DOCS_POLICY for one docs page, allowing exactly the inline scripts in it.
+
+    A page's script names its URLs, which follow the root path a proxy gives,
+    so each page is hashed as it is sent.
+    """
+    scripts = _InlineScripts()
+    scripts.feed(page.decode())
+    scripts.close()
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in scripts.found
+    )
+    return DOCS_POLICY.format(script_hashes=hashes)
+
+
+class _InlineScripts(HTMLParser):
+    """The text of each <script> without a src, exactly as the browser hashes it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.found: list[str] = []
+        self._current: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script" and "src" not in dict(attrs):
+            self._current = []
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._current.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._current is not None:
+            self.found.append("".join(self._current))
+            self._current = None
+
+
 class SecurityHeadersMiddleware:
+    """Security headers on every response. A response that already has one of
+    them keeps its own: the API docs pages bring their own policy (app/docs.py)."""
+
     def __init__(
         self, app: ASGIApp, image_origins: tuple[str, ...] = (), *, hsts: bool = False
     ) -> None:
@@ -50,8 +97,6 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        policy = DOCS_POLICY if path in DOCS_PATHS else self.page_policy
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -59,7 +104,7 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("Content-Security-Policy", self.page_policy)
                 headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
                 if self.hsts:
                     headers.setdefault("Strict-Transport-Security", HSTS)

@@ -173,6 +173,8 @@ class User(UserBase, table=True):
     token_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # Set when the user opens the link mailed to their address.
     email_verified: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    # May delete any post or comment (`python -m app make-admin EMAIL`).
+    is_admin: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
     # lazy="raise": touching an unloaded relationship raises at once instead of
     # emitting SQL, which in async code would fail later with MissingGreenlet.
@@ -315,6 +317,7 @@ class UserPublic(UserBase):
 class UserPrivate(UserPublic):
     email: str
     email_verified: bool
+    is_admin: bool = False
 
 
 class NewPassword(SQLModel):
@@ -461,6 +464,8 @@ class Post(PostBase, table=True):
     # Kept by app/likes.py in the transaction that adds or removes a like,
     # so that cards show it without counting.
     like_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Kept by app/comments.py in the same way.
+    comment_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     date_posted: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=POSTS_UPDATED_AT)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
@@ -539,6 +544,7 @@ class PostPublic(PostBase):
     id: int
     content_html: str
     like_count: int = 0
+    comment_count: int = 0
     # Whether the user asking (by their token) likes it: false for a visitor.
     liked_by_me: bool = False
     tags: list[str] = Field(default_factory=list, validation_alias="tag_names")
@@ -558,6 +564,66 @@ class PostsPublic(SQLModel):
     """A page of a list. Pass `next_cursor` back as `cursor` for the next page."""
 
     posts: list[PostPublic]
+    limit: int
+    has_more: bool
+    next_cursor: str | None
+
+
+# --- comments --------------------------------------------------------------------
+
+MAX_COMMENT_LENGTH = 2_000
+
+
+class CommentBase(SQLModel):
+    content: str = Field(min_length=1, max_length=MAX_COMMENT_LENGTH)
+
+
+class Comment(CommentBase, table=True):
+    """A reader's comment under a post, in Markdown like the post."""
+
+    __tablename__: ClassVar[str] = "comments"
+    # A post's comments, oldest first, page by page off this index (as the
+    # post lists are read off theirs); the user's index serves deleting a user.
+    __table_args__ = (
+        Index("ix_comments_post_id_created_at_id", "post_id", "created_at", "id"),
+        Index("ix_comments_user_id", "user_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id", ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    content: str = Field(sa_type=Text)
+    content_html: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Who removed it, when not its author ("post-author" or "admin"): the
+    # thread keeps its place and says so, without the words.
+    removed_by: str | None = Field(default=None, max_length=20)
+
+    author: User = Relationship(sa_relationship_kwargs={"lazy": "raise"})
+
+
+class CommentCreate(CommentBase):
+    _clean = field_validator("content", mode="before")(clean_text)
+
+
+class CommentPublic(SQLModel):
+    id: int
+    post_id: int
+    # Empty once removed by someone else than its author.
+    content: str
+    content_html: str
+    created_at: datetime
+    # "post-author" or "admin" when they removed it (its content is then empty).
+    removed_by: str | None = None
+    author: UserPublic
+
+
+class CommentsPublic(SQLModel):
+    """A page of a post's comments, oldest first. Pass `next_cursor` back as
+    `cursor` for the next page."""
+
+    comments: list[CommentPublic]
     limit: int
     has_more: bool
     next_cursor: str | None

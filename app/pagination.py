@@ -12,6 +12,8 @@ key, signed with the secret key. Clients pass it back unchanged; one that was
 edited or made up fails its signature and gets a 422, never a database error.
 """
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -21,7 +23,7 @@ from itsdangerous import BadData
 
 from app.config import Settings, app_settings
 from app.errors import AppError
-from app.models import MAX_ID
+from app.models import MAX_ID, Post
 from app.security import serializer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -37,6 +39,14 @@ class Position:
     id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Rank:
+    """Where a page of search results ended: the last one's score and id."""
+
+    score: float
+    id: int
+
+
 class InvalidCursor(AppError):
     status_code = 422
 
@@ -47,7 +57,9 @@ class InvalidCursor(AppError):
         )
 
 
-def encode_cursor(position: Position, settings: Settings) -> str:
+def encode_cursor(position: Position | Rank, settings: Settings) -> str:
+    if isinstance(position, Rank):
+        return serializer(settings, "search-cursor").dumps([position.score, position.id])
     # Whole microseconds since 1970: exact, and shorter than an ISO date.
     micros = (position.date_posted - EPOCH) // timedelta(microseconds=1)
     return serializer(settings, "cursor").dumps([micros, position.id])
@@ -63,23 +75,58 @@ def decode_cursor(cursor: str, settings: Settings) -> Position:
         raise InvalidCursor from None
 
 
-async def read_cursor(
-    request: Request,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_CURSOR_LENGTH,
-            description="`next_cursor` from the previous page; leave out for the first page.",
-        ),
-    ] = None,
-) -> Position | None:
+def decode_rank(cursor: str, settings: Settings) -> Rank:
+    """A search page's cursor (signed apart from the lists': one cannot pass for the other)."""
+    try:
+        score, post_id = serializer(settings, "search-cursor").loads(cursor)
+        if not (
+            type(score) in (int, float)
+            and math.isfinite(score)
+            and type(post_id) is int
+            and 1 <= post_id <= MAX_ID
+        ):
+            raise InvalidCursor
+        return Rank(float(score), post_id)
+    except (BadData, TypeError, ValueError):
+        raise InvalidCursor from None
+
+
+@dataclass(frozen=True, slots=True)
+class PostPage:
+    posts: Sequence[Post]
+    limit: int
+    # Where the next page starts (a search's pages: by rank); None on the last page.
+    next: Position | Rank | None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next is not None
+
+
+CursorText = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="`next_cursor` from the previous page; leave out for the first page.",
+    ),
+]
+
+
+async def read_cursor(request: Request, cursor: CursorText = None) -> Position | None:
     """The `?cursor=` of a list: where the page starts, or None for the first page."""
     if cursor is None:
         return None
     return decode_cursor(cursor, app_settings(request))
 
 
-def write_cursor(request: Request, position: Position | None) -> str | None:
+def read_rank(request: Request, cursor: str | None) -> Rank | None:
+    """The `?cursor=` of a page of search results, or None for the first page."""
+    if cursor is None:
+        return None
+    return decode_rank(cursor, app_settings(request))
+
+
+def write_cursor(request: Request, position: Position | Rank | None) -> str | None:
     """The cursor of the page after the one ending at `position` (None: no more pages)."""
     if position is None:
         return None

@@ -2,31 +2,20 @@
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, tuple_, update
+from sqlalchemy import ColumnElement, delete, func, tuple_, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app import search
 from app.errors import NotFound
 from app.markdown import render_post
 from app.models import Post, PostCreate, PostTag, PostUpdate, Tag, User, utcnow
-from app.pagination import Position
+from app.pagination import Position, PostPage
 from app.storage import StoredFile
 from app.tags import set_tags
-
-
-@dataclass(frozen=True, slots=True)
-class PostPage:
-    posts: Sequence[Post]
-    limit: int
-    # Where the next page starts; None on the last page.
-    next: Position | None
-
-    @property
-    def has_more(self) -> bool:
-        return self.next is not None
 
 
 async def list_posts(
@@ -82,16 +71,39 @@ async def list_posts(
 
 
 async def get_post(session: AsyncSession, post_id: int) -> Post:
+    """The post with its author and tags: one statement."""
     statement = (
         select(Post)
         .where(col(Post.id) == post_id)
         .options(joinedload(Post.author, innerjoin=True))  # type: ignore[arg-type]
-        .options(selectinload(Post.tags))  # type: ignore[arg-type]
+        # One post's few tags (five at most) join the same statement: the
+        # post's row comes once per tag, which costs less than a second round
+        # trip. (A page of posts takes selectinload instead: see list_posts.)
+        .options(joinedload(Post.tags))  # type: ignore[arg-type]
     )
-    post = (await session.exec(statement)).one_or_none()
+    # unique(): the rows the tags' JOIN repeated are one post.
+    post = (await session.exec(statement)).unique().one_or_none()
     if post is None:
         raise NotFound("Post not found.")
     return post
+
+
+async def newest_post_id(session: AsyncSession) -> int | None:
+    """The largest post id, read off the end of the primary key's index."""
+    return (await session.exec(select(func.max(Post.id)))).one()
+
+
+async def post_changes(
+    session: AsyncSession, first: int, stop: int
+) -> Sequence[tuple[int | None, datetime]]:
+    """(id, updated_at) of the posts with ids from `first` up to `stop`, by id:
+    a range scan of the primary key, two columns and no ORM objects."""
+    statement = (
+        select(Post.id, Post.updated_at)
+        .where(col(Post.id) >= first, col(Post.id) < stop)
+        .order_by(col(Post.id))
+    )
+    return (await session.exec(statement)).all()
 
 
 async def get_post_row(session: AsyncSession, post_id: int) -> Post:
@@ -142,6 +154,7 @@ async def create_post(
     session.add(post)
     await session.flush()
     await set_tags(session, post, data.tags)
+    await search.index_post(session, post, data.tags)
     await change_post_count(session, post.user_id, +1)
     return post
 
@@ -161,6 +174,7 @@ async def update_post(session: AsyncSession, post: Post, data: PostUpdate | Post
         post.updated_at = utcnow()
         session.add(post)
         await session.flush()
+        await search.index_post(session, post, post.tag_names)
     return post
 
 

@@ -47,9 +47,9 @@ def app_environment(workdir: Path) -> dict[str, str]:
     }
 
 
-def migrate(env: dict[str, str]) -> None:
+def migrate(env: dict[str, str], revision: str = "head") -> None:
     subprocess.run(  # noqa: S603
-        [str(BIN / "alembic"), "upgrade", "head"],
+        [str(BIN / "alembic"), "upgrade", revision],
         cwd=ROOT,
         env={**os.environ, **env},
         check=True,

@@ -100,6 +100,7 @@ async def test_token_with_right_password_opens_me(
         "username": "alice",
         "email": "alice@example.com",
         "email_verified": False,
+        "is_admin": False,
         "image_url": "/static/img/default-avatar.svg",
         "image": None,
     }

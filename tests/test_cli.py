@@ -1,4 +1,4 @@
-"""`python -m app seed`, `create-user`, `tidy` and `storage`."""
+"""`python -m app seed`, `create-user`, `make-admin`, `tidy` and `storage`."""
 
 import asyncio
 from collections.abc import Iterator
@@ -6,12 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlalchemy.orm import selectinload
+from sqlmodel import col, select
 
-from app.cli import DEMO_USERS, main
+from app import search
+from app.cli import DEMO_COMMENTS, DEMO_COVERS, DEMO_LIKES, DEMO_POSTS, DEMO_USERS, main
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
-from app.models import PasswordResetToken, RateLimit, utcnow
+from app.models import PasswordResetToken, Post, RateLimit, User, utcnow
 
 
 @pytest.fixture
@@ -26,10 +28,43 @@ def database(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch)
 def test_seed_adds_demo_data_once(database: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seed"]) == 0
     first = capsys.readouterr().out
-    assert f"Seeded {len(DEMO_USERS)} users and" in first
+    assert f"Seeded {len(DEMO_USERS)} users and {len(DEMO_POSTS)} posts." in first
     assert "demo-password" in first
     assert main(["seed"]) == 0
     assert "Seeded 0 users and 0 posts." in capsys.readouterr().out
+    # Everything the blog shows has an example: tags, covers, comments, likes, a
+    # code block, an admin, and the search index.
+    shown = asyncio.run(_demo_counts(database))
+    assert shown == {
+        "tagged": len(DEMO_POSTS),
+        "covers": len(DEMO_COVERS),
+        "comments": len(DEMO_COMMENTS),
+        "likes": len(DEMO_LIKES),
+        "code blocks": 1,
+        "admins": 1,
+        "found": 1,
+    }
+
+
+async def _demo_counts(database_url: str) -> dict[str, int]:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            tags = selectinload(Post.tags)  # type: ignore[arg-type]
+            posts = (await session.exec(select(Post).options(tags))).all()
+            admins = (await session.exec(select(User).where(col(User.is_admin)))).all()
+            found = await search.search_posts(session, "MissingGreenlet", limit=10)
+    finally:
+        await engine.dispose()
+    return {
+        "tagged": sum(1 for post in posts if post.tags),
+        "covers": sum(1 for post in posts if post.image),
+        "comments": sum(post.comment_count for post in posts),
+        "likes": sum(post.like_count for post in posts),
+        "code blocks": sum("<pre><code" in post.content_html for post in posts),
+        "admins": len(admins),
+        "found": len(found.posts),
+    }
 
 
 def test_create_user_then_duplicate_is_refused(
@@ -50,6 +85,32 @@ def test_create_user_then_duplicate_is_refused(
     assert "username is already taken" in capsys.readouterr().err
 
 
+def test_admins_are_made_at_creation_or_later(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = ["--password", "s3cret-pass"]
+    boss = ["create-user", "--username", "boss", "--email", "boss@example.com", *password]
+    assert main([*boss, "--admin"]) == 0
+    assert "Created admin boss" in capsys.readouterr().out
+    helper = ["create-user", "--username", "helper", "--email", "helper@example.com", *password]
+    assert main(helper) == 0
+    assert main(["make-admin", "Helper@Example.com"]) == 0
+    assert "helper (id " in capsys.readouterr().out
+    assert main(["make-admin", "nobody@example.com"]) == 1
+    assert "No account has the email nobody@example.com." in capsys.readouterr().err
+
+    async def admins() -> list[str]:
+        engine = create_engine(database)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                query = select(User.username).where(User.is_admin).order_by(User.username)
+                return list((await session.exec(query)).all())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(admins()) == ["boss", "helper"]
+
+
 def test_create_user_with_bad_email_explains_why(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -64,7 +125,8 @@ def test_storage_commands_explain_what_they_did(
     assert main(["seed"]) == 0
     capsys.readouterr()
     assert main(["storage", "regenerate"]) == 0
-    assert "Checked 0 pictures; rebuilt the renditions of 0." in capsys.readouterr().out
+    # The demo covers, made by the seed with their renditions.
+    assert "Checked 3 pictures; rebuilt the renditions of 0." in capsys.readouterr().out
     assert main(["storage", "migrate", "--to", "local"]) == 0
     assert "Moved 0 files to local" in capsys.readouterr().out
     assert main(["storage", "migrate", "--to", "s3"]) == 1

@@ -34,13 +34,13 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def _add_posts(server: RunningApp, authors: int, posts: int) -> None:
+async def _add_posts(server: RunningApp, authors: int, posts: int, name: str = "user") -> None:
     async with server.app.state.sessionmaker() as session, session.begin():
         users = [
             User(
-                username=f"user{n}",
-                username_key=f"user{n}",
-                email=f"user{n}@example.com",
+                username=f"{name}{n}",
+                username_key=f"{name}{n}",
+                email=f"{name}{n}@example.com",
                 password_hash="x",
             )
             for n in range(authors)
@@ -101,18 +101,57 @@ async def test_reading_unloaded_posts_of_a_user_raises(server: RunningApp) -> No
             _ = user.posts
 
 
-async def test_one_post_its_author_and_tags_are_read_in_two_statements(
+async def test_one_post_its_author_and_tags_are_read_in_one_statement(
     server: RunningApp, client: httpx.AsyncClient
 ) -> None:
     await _add_posts(server, authors=1, posts=1)
     (post,) = (await client.get("/api/posts")).json()["posts"]
-    for path in (f"/api/posts/{post['id']}", f"/posts/{post['id']}"):
-        with count_statements(server.engine) as statements:
-            response = await client.get(path)
-        assert response.status_code == 200
-        assert "user0" in response.text
-        # The post joined with its author; its tags (selectinload).
-        assert len(statements) == 2, statements
+    with count_statements(server.engine) as statements:
+        response = await client.get(f"/api/posts/{post['id']}")
+    assert response.status_code == 200
+    assert "user0" in response.text
+    assert len(statements) == 1, statements
+
+
+async def test_pages_take_the_same_statements_for_few_and_many_rows(
+    server: RunningApp, client: httpx.AsyncClient, browser: httpx.AsyncClient, alice: Account
+) -> None:
+    """The home page and a post page, for a visitor and for a logged-in reader:
+    at most four statements, whether they show two rows or a full page of them."""
+    await _add_posts(server, authors=3, posts=2)
+    post = await create_post(client, alice, content="Words")
+    comments_url = f"/api/posts/{post['id']}/comments"
+    await client.put(f"/api/posts/{post['id']}/like", headers=alice.headers)
+    await client.post(comments_url, json={"content": "One"}, headers=alice.headers)
+    await page_login(browser, alice.email)
+
+    async def counts() -> dict[tuple[str, str], int]:
+        found = {}
+        for reader, who in ((client, "visitor"), (browser, "logged in")):
+            for path in ("/", f"/posts/{post['id']}"):
+                await reader.get(path)  # the first visit may connect or sign a cookie
+                with count_statements(server.engine) as statements:
+                    response = await reader.get(path)
+                assert response.status_code == 200
+                found[(path, who)] = len(statements)
+        return found
+
+    few = await counts()
+    await _add_posts(server, authors=7, posts=40, name="more")
+    for n in range(30):
+        await client.post(comments_url, json={"content": f"c{n}"}, headers=alice.headers)
+    many = await counts()
+    assert few == many
+    # Home: the page of posts with their authors, the page's tags, and for a
+    # logged-in reader their account. A post: the post with its author and
+    # tags, a page of comments with their authors, and for a logged-in reader
+    # their account and whether they like it.
+    assert many == {
+        ("/", "visitor"): 2,
+        ("/", "logged in"): 3,
+        (f"/posts/{post['id']}", "visitor"): 2,
+        (f"/posts/{post['id']}", "logged in"): 4,
+    }
 
 
 # --- no connection is held through slow work -----------------------------------------

@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Path, Request, Response, UploadFile, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import attachments, likes, pictures, posts
+from app import attachments, likes, pictures, posts, search
 from app.db import end_read_only_transaction
 from app.deps import (
     CurrentUser,
-    Cursor,
     ImagesDep,
     ImageUpload,
     Limit,
@@ -17,6 +16,8 @@ from app.deps import (
     OwnPost,
     PostId,
     Publisher,
+    RemovablePost,
+    SearchText,
     SessionDep,
     StorageDep,
     TagFilter,
@@ -31,9 +32,8 @@ from app.models import (
     PostUpdate,
     User,
 )
-from app.pagination import write_cursor
+from app.pagination import CursorText, PostPage, read_cursor, read_rank, write_cursor
 from app.policies import policy_of
-from app.posts import PostPage
 from app.storage import get_storage
 from app.uploads import store_accepted, store_upload
 
@@ -68,14 +68,21 @@ async def list_posts(
     request: Request,
     session: SessionDep,
     user: OptionalUser,
-    cursor: Cursor,
+    cursor: CursorText = None,
     limit: Limit = 10,
     tag: TagFilter = None,
+    q: SearchText = None,
 ) -> dict[str, object]:
-    """Everyone's posts (or those with `tag`), newest first. While `has_more` is
-    true, pass `next_cursor` back as `cursor` for the next page. With a token,
-    `liked_by_me` says which ones you like."""
-    page = await posts.list_posts(session, limit=limit, after=cursor, tag=tag)
+    """Everyone's posts (or those with `tag`), newest first; with `q`, those
+    matching all its words, best first (a match in the title first). While
+    `has_more` is true, pass `next_cursor` back as `cursor` for the next page.
+    With a token, `liked_by_me` says which ones you like."""
+    if q is not None:
+        after = read_rank(request, cursor)
+        page = await search.search_posts(session, q, limit=limit, after=after, tag=tag)
+    else:
+        after_date = await read_cursor(request, cursor)
+        page = await posts.list_posts(session, limit=limit, after=after_date, tag=tag)
     return await page_of_posts(request, session, page, user)
 
 
@@ -104,8 +111,9 @@ async def replace_post(post: OwnPost, data: PostCreate, session: SessionDep) -> 
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_post(post: OwnPost, session: SessionDep) -> None:
-    """Delete your own post."""
+async def delete_post(post: RemovablePost, session: SessionDep) -> None:
+    """Delete your own post (an admin: any post). Its comments, likes and
+    files go with it."""
     await posts.delete_post(session, post)
 
 

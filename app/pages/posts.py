@@ -5,16 +5,17 @@ from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app import attachments as attachments_service
-from app import likes, posts, users
+from app import comments, likes, posts, search, users
 from app.attachments import add_attachments, check_attachments
 from app.deps import (
     PAGE_DEPENDENCIES,
+    CommentId,
     Cursor,
     FormFile,
     FormFiles,
@@ -26,6 +27,7 @@ from app.deps import (
     PagePublisher,
     PageUser,
     PostId,
+    RemovablePagePost,
     SessionDep,
     SettingsDep,
     StorageDep,
@@ -34,12 +36,11 @@ from app.deps import (
 )
 from app.errors import UploadRejected
 from app.markdown import to_html
-from app.models import Post, PostCreate, User
+from app.models import CommentCreate, Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pagination import write_cursor
+from app.pagination import CursorText, Position, PostPage, read_rank, write_cursor
 from app.pictures import set_image
 from app.policies import policy_of
-from app.posts import PostPage
 from app.storage import StoredFile
 from app.uploads import AcceptedFile, accept_upload, store_accepted
 
@@ -47,11 +48,19 @@ router = APIRouter(dependencies=PAGE_DEPENDENCIES, include_in_schema=False)
 
 
 def _post_list(
-    request: Request, template: str, page: PostPage, fragment: bool, **context: object
+    request: Request,
+    template: str,
+    page: PostPage,
+    fragment: bool,
+    params: dict[str, str] | None = None,
+    **context: object,
 ) -> HTMLResponse:
-    """A list page, or only its cards and "Load more" link for ?fragment=1."""
+    """A list page, or only its cards and "Load more" link for ?fragment=1.
+    `params` go into the next page's URL with its cursor."""
     cursor = write_cursor(request, page.next)
-    next_url = f"{request.url.path}?{urlencode({'cursor': cursor})}" if cursor else None
+    next_url = None
+    if cursor:
+        next_url = f"{request.url.path}?{urlencode({**(params or {}), 'cursor': cursor})}"
     list_context = {"page": page, "next_url": next_url, **context}
     return render(request, "_post_list.html" if fragment else template, list_context)
 
@@ -79,6 +88,41 @@ async def tag_posts(
 ) -> HTMLResponse:
     page = await posts.list_posts(session, limit=settings.posts_per_page, after=cursor, tag=tag)
     return _post_list(request, "tag_posts.html", page, fragment, tag=tag)
+
+
+@router.get("/search")
+async def search_posts(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    q: Annotated[str, Query()] = "",
+    cursor: CursorText = None,
+    fragment: Fragment = False,
+) -> HTMLResponse:
+    """Posts matching every word of `q`, best first, with the words marked."""
+    problem = search.query_problem(q)
+    per_page = settings.posts_per_page
+    if problem or not q.strip():
+        page = PostPage(posts=[], limit=per_page, next=None)
+    else:
+        after = read_rank(request, cursor)
+        page = await search.search_posts(session, q, limit=per_page, after=after)
+    marks = await asyncio.to_thread(search.mark_results, page.posts, q) if page.posts else {}
+    response = _post_list(
+        request,
+        "search.html",
+        page,
+        fragment,
+        {"q": q},
+        q=q if problem is None else "",
+        error=problem,
+        marks=marks,
+        max_length=search.MAX_QUERY_LENGTH,
+        empty_text="No posts have all of these words.",
+    )
+    if problem:
+        response.status_code = 422
+    return response
 
 
 @router.get("/users/{user_id}/posts")
@@ -210,16 +254,72 @@ async def create_post(
     return redirect(request, f"/posts/{post.id}", "Your post is published.")
 
 
+async def _post_page(
+    request: Request,
+    session: AsyncSession,
+    post: Post,
+    user: User | None,
+    cursor: Position | None = None,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """A post with a page of its comments (from `cursor`) and the comment form."""
+    liked = bool(await likes.liked_among(session, user, [post]))
+    assert post.id is not None
+    page = await comments.list_comments(session, post.id, limit=comments.PER_PAGE, after=cursor)
+    next_cursor = write_cursor(request, page.next)
+    more_url = None
+    if next_cursor:
+        more_url = f"/posts/{post.id}?{urlencode({'cursor': next_cursor})}#comments"
+    context = {
+        "post": post,
+        "liked": liked,
+        "comments": page,
+        "more_comments_url": more_url,
+        "values": values or {},
+        "errors": errors or {},
+    }
+    return render(request, "post.html", context, status_code=422 if errors else 200)
+
+
 @router.get("/posts/{post_id}")
 async def show_post(
     request: Request,
     post_id: PostId,
     session: SessionDep,
     user: OptionalPageUser,
+    cursor: Cursor,
 ) -> HTMLResponse:
+    """The post, and its comments from `?cursor=` (oldest first)."""
     post = await posts.get_post(session, post_id)
-    liked = bool(await likes.liked_among(session, user, [post]))
-    return render(request, "post.html", {"post": post, "liked": liked})
+    return await _post_page(request, session, post, user, cursor)
+
+
+@router.post("/posts/{post_id}/comments", response_model=None)
+async def add_comment(
+    request: Request,
+    post_id: PostId,
+    session: SessionDep,
+    user: PagePublisher,
+    content: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    try:
+        data = CommentCreate.model_validate({"content": content})
+    except ValidationError as exc:
+        post = await posts.get_post(session, post_id)
+        values = {"content": content}
+        return await _post_page(request, session, post, user, None, values, field_errors(exc))
+    comment = await comments.add_comment(session, post_id, user, data)
+    return redirect(request, f"/posts/{post_id}#comment-{comment.id}", "Your comment is posted.")
+
+
+@router.post("/comments/{comment_id}/delete")
+async def remove_comment(
+    request: Request, comment_id: CommentId, session: SessionDep, user: PageUser
+) -> RedirectResponse:
+    comment, post_author_id = await comments.get_comment(session, comment_id)
+    await comments.remove_comment(session, comment, post_author_id, user)
+    return redirect(request, f"/posts/{comment.post_id}#comments", "The comment is removed.")
 
 
 @router.post("/posts/{post_id}/like")
@@ -279,6 +379,10 @@ async def remove_attachment(
 
 
 @router.post("/posts/{post_id}/delete")
-async def delete_post(request: Request, post: OwnPagePost, session: SessionDep) -> RedirectResponse:
+async def delete_post(
+    request: Request, post: RemovablePagePost, session: SessionDep, user: PageUser
+) -> RedirectResponse:
     await posts.delete_post(session, post)
-    return redirect(request, "/", "Your post is deleted.")
+    if post.user_id == user.id:
+        return redirect(request, "/", "Your post is deleted.")
+    return redirect(request, "/", f"You deleted {post.author.username}'s post as an admin.")

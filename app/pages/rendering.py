@@ -10,6 +10,8 @@ from fastapi import Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadData
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from pydantic import ValidationError
 
 from app.config import Settings, app_settings
@@ -17,7 +19,7 @@ from app.errors import human_size
 from app.models import ImagePublic
 from app.pages.auth import csrf_token, set_csrf_cookie
 from app.security import serializer
-from app.storage import StoredFile
+from app.storage import Rendition, StoredFile
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 FLASH_COOKIE = "flash"
@@ -55,6 +57,61 @@ def _srcset(image: StoredFile | ImagePublic | None) -> str:
 
 templates.env.filters["srcset"] = _srcset
 templates.env.filters["filesize"] = human_size
+
+
+# --- links from other sites: the feed, the sitemap, link previews ---------------------
+
+# Link previews (Facebook, LinkedIn, X) ask for pictures at least this wide.
+SHARE_IMAGE_WIDTH = 1200
+
+
+def absolute_url(settings: Settings, url: str) -> str:
+    """`url` as a link from outside the site: a path is joined to PUBLIC_URL;
+    a URL that already names its host (an S3 or CDN picture) is kept."""
+    if url.startswith(("http://", "https://")):
+        return url
+    return f"{settings.public_url.rstrip('/')}{url}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShareImage:
+    url: str
+    width: int
+    height: int
+
+
+@pass_context
+def _absolute_url_filter(context: Context, url: str) -> str:
+    """`{{ "/posts/1" | absolute_url }}`: the address to give other sites."""
+    return absolute_url(app_settings(context["request"]), url)
+
+
+@pass_context
+def _share_image_filter(context: Context, image: Any) -> ShareImage | None:
+    """`{{ post.image | share_image }}`: the copy of a cover that link previews
+    show, with its absolute URL; None without a cover, or with one whose
+    storage backend is not configured here.
+
+    The smallest copy at least SHARE_IMAGE_WIDTH wide, so that a preview is
+    sharp without the largest download; else the largest there is (covers
+    are never enlarged, so a small one has no copy that wide).
+    """
+    if not isinstance(image, StoredFile) or image.width is None or image.height is None:
+        return None
+    copies: list[Rendition | StoredFile] = [*image.renditions, image]
+    copies.sort(key=lambda copy: copy.width or 0)
+    wide_enough = (copy for copy in copies if (copy.width or 0) >= SHARE_IMAGE_WIDTH)
+    chosen = next(wide_enough, copies[-1])
+    try:
+        url = image.rendition_url(chosen) if isinstance(chosen, Rendition) else image.url
+    except LookupError:
+        return None
+    settings = app_settings(context["request"])
+    return ShareImage(absolute_url(settings, url), chosen.width or 0, chosen.height or 0)
+
+
+templates.env.filters["absolute_url"] = _absolute_url_filter
+templates.env.filters["share_image"] = _share_image_filter
 
 
 @dataclass(frozen=True)
