@@ -7,11 +7,14 @@ serves the same pages with their files from this app, as FastAPI's guide
 "Custom Docs UI Static Assets (Self-Hosting)" shows.
 
 The files (Swagger UI 5, which renders OpenAPI 3.1, and ReDoc) come from the
-fastapi-offline package, installed like any dependency rather than kept in
-git. Only its `static` folder is used, read as package data: nothing of it is
-imported. tests/test_docs.py checks that every file a page names is there.
+openapi-ui-bundles package, installed like any dependency rather than kept in
+git, through the folders it names for this (`swagger_ui.static_path`,
+`redoc.static_path`). tests/test_docs.py checks that every file a page names
+is there.
 """
 
+import openapi_ui_bundles.redoc
+import openapi_ui_bundles.swagger_ui
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -28,16 +31,23 @@ SWAGGER_UI_URL = "/docs"
 REDOC_URL = "/redoc"
 # Where Swagger UI sends the browser back after an OAuth2 login ("Authorize").
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
-ASSETS_URL = "/docs/assets"
-ASSETS_PACKAGE = ("fastapi_offline", "static")
+SWAGGER_UI_ASSETS = "/docs/assets"
+REDOC_ASSETS = "/redoc/assets"
 # The site's own icon, rather than FastAPI's from its website.
 FAVICON_URL = "/static/img/favicon.svg"
 
 
 def add_docs(app: FastAPI) -> None:
     """Serve the docs pages and their files. Call it only when the docs are on:
-    without it there is no /docs, /redoc or /docs/assets."""
-    app.mount(ASSETS_URL, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
+    without it there is no /docs, /redoc or their files."""
+    app.mount(
+        SWAGGER_UI_ASSETS,
+        StaticFiles(directory=openapi_ui_bundles.swagger_ui.static_path),
+        name="swagger-ui",
+    )
+    app.mount(
+        REDOC_ASSETS, StaticFiles(directory=openapi_ui_bundles.redoc.static_path), name="redoc"
+    )
 
     @app.get(SWAGGER_UI_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
@@ -45,8 +55,8 @@ def add_docs(app: FastAPI) -> None:
         page = get_swagger_ui_html(
             openapi_url=root + OPENAPI_URL,
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+            swagger_js_url=f"{root}{SWAGGER_UI_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{SWAGGER_UI_ASSETS}/swagger-ui.css",
             swagger_favicon_url=root + FAVICON_URL,
             oauth2_redirect_url=root + OAUTH2_REDIRECT_URL,
             init_oauth=app.swagger_ui_init_oauth,
@@ -64,7 +74,7 @@ def add_docs(app: FastAPI) -> None:
         page = get_redoc_html(
             openapi_url=root + OPENAPI_URL,
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_js_url=f"{root}{REDOC_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=root + FAVICON_URL,
             # Google's fonts would be the one thing still loaded from elsewhere.
             with_google_fonts=False,

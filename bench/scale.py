@@ -168,10 +168,10 @@ def load_sqlite(database_url: str, posts: int) -> None:
         connection.execute("PRAGMA synchronous=OFF")
         with connection:  # one transaction: a commit per row would take hours
             connection.executemany(
-                "INSERT INTO users (id, username, email, password_hash, created_at, updated_at,"
-                " post_count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO users (id, username, username_key, email, password_hash,"
+                " created_at, updated_at, post_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (*row[:4], sqlite_stamp(row[4]), sqlite_stamp(row[5]), row[6])
+                    (*row[:5], sqlite_stamp(row[5]), sqlite_stamp(row[6]), row[7])
                     for row in user_rows(posts, created)
                 ],
             )

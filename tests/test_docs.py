@@ -31,7 +31,7 @@ EVERY_DOCS_ROUTE = (
     "/docs/oauth2-redirect",
     "/docs/assets/swagger-ui-bundle.js",
     "/docs/assets/swagger-ui.css",
-    "/docs/assets/redoc.standalone.js",
+    "/redoc/assets/redoc.standalone.js",
 )
 
 
