@@ -116,3 +116,29 @@ async def test_tag_search_like_and_comment(
     await expect(page.locator(".flash")).to_contain_text("The comment is removed.")
     await expect(page.locator("li.comment")).to_have_count(0)
     await context.close()
+
+
+async def test_long_words_and_names_never_push_a_phone_screen_sideways(
+    browser: Browser, server: RunningApp
+) -> None:
+    long_name = "averyveryverylongusernamewithoutanybreaks"
+    url = "https://example.com/" + "a-very-long-path-segment" * 8
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        author = await sign_up(client, long_name)
+        response = await client.post(
+            "/api/posts",
+            json={"title": "W" * 100, "content": f"See {url} and `{'x' * 120}`.", "tags": []},
+            headers=author.headers,
+        )
+        assert response.status_code == 201, response.text
+        post_id = response.json()["id"]
+        comment = await client.post(
+            f"/api/posts/{post_id}/comments", json={"content": url}, headers=author.headers
+        )
+        assert comment.status_code == 201
+    page = await browser.new_page(viewport={"width": 375, "height": 800})
+    for path in ("/", f"/posts/{post_id}", "/search?q=example"):
+        await page.goto(f"{server.url}{path}")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, path
+    await screenshot(page, "post-375px")
