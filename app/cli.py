@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app import comments, likes, posts, ratelimits, users
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.models import (
     CommentCreate,
     PasswordResetToken,
@@ -377,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             print(f"error: {'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
-    except (Conflict, NotFound) as exc:
+    except (Conflict, Invalid, NotFound) as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
     except StorageError as exc:
         print(f"error: storage unavailable: {exc}", file=sys.stderr)

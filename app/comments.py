@@ -3,10 +3,11 @@ Markdown, counted on the post, removed by their author, the post's author or
 an admin."""
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Delete, Update, delete, func, tuple_, update
+from sqlalchemy import ColumnElement, Delete, Update, bindparam, delete, tuple_, update
 from sqlalchemy.orm import joinedload
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -65,9 +66,16 @@ async def add_comment(
 ) -> Comment:
     """A new comment under the post (404 if the post is gone)."""
     html = await asyncio.to_thread(to_html, data.content)
-    # The count first: the UPDATE finds the post (none: it was deleted) and
-    # locks its row before the comment's foreign key would, so a comment and
-    # the post's deletion at the same moment never wait for each other.
+    # Rows are locked in one order everywhere: the commenter, then the post,
+    # then the comment (users.delete_user and remove_comment take them so too),
+    # so two requests never each hold what the other waits for (a deadlock).
+    # The commenter's row is held in share (as the comment's foreign key
+    # would): their account cannot be deleted until this commits.
+    commenter = select(User.id).where(col(User.id) == author.id).with_for_update(key_share=True)
+    if (await session.exec(commenter)).first() is None:
+        raise Forbidden("Your account no longer exists.")
+    # The count next: the UPDATE finds the post (none: it was deleted) and
+    # locks its row.
     await _count(session, post_id, +1)
     assert author.id is not None
     comment = Comment(post_id=post_id, user_id=author.id, content=data.content, content_html=html)
@@ -103,21 +111,22 @@ async def remove_comment(
     another's leaves its place in the thread, saying who removed it."""
     if not may_remove(comment, post_author_id, user):
         raise Forbidden("Only the comment's author, the post's author or an admin can remove it.")
+    # The post's row first, then the comment's: the order in which deleting
+    # the post takes them (its comments go by ON DELETE CASCADE). Taken the
+    # other way round, the two could wait for each other (a deadlock).
+    if not await _lock_posts(session, [comment.post_id]):
+        raise NotFound("Comment not found.")
     statement: Delete | Update
     if user.id == comment.user_id:
-        statement = delete(Comment).where(col(Comment.id) == comment.id)
+        statement = delete(Comment)
     else:
         removed_by = POST_AUTHOR if user.id == post_author_id else ADMIN
-        statement = (
-            update(Comment)
-            .where(col(Comment.id) == comment.id)
-            .values(content="", content_html="", removed_by=removed_by)
-        )
+        statement = update(Comment).values(content="", content_html="", removed_by=removed_by)
     # Only the request that removed it counts it: two at once give one 404.
     removed = await session.exec(
-        statement.where(col(Comment.removed_by).is_(None)).execution_options(
-            synchronize_session=False
-        )
+        statement.where(
+            col(Comment.id) == comment.id, col(Comment.removed_by).is_(None)
+        ).execution_options(synchronize_session=False)
     )
     if removed.rowcount != 1:
         raise NotFound("Comment not found.")
@@ -126,26 +135,40 @@ async def remove_comment(
 
 
 async def forget_comments_of(session: AsyncSession, user: User) -> None:
-    """Before a user is deleted (their comments go with them, ON DELETE
-    CASCADE): take their comments out of the counts of the posts they are under."""
-    theirs = (
-        select(func.count())
-        .where(
-            col(Comment.post_id) == Post.id,
-            col(Comment.user_id) == user.id,
-            col(Comment.removed_by).is_(None),
-        )
-        .scalar_subquery()
-    )
+    """Delete the user's comments and take them out of their posts' counts:
+    call it once nothing more of theirs can be added (see users.delete_user)."""
     under = select(Comment.post_id).where(
         col(Comment.user_id) == user.id, col(Comment.removed_by).is_(None)
     )
-    await session.exec(
-        update(Post)
-        .where(col(Post.id).in_(under))
-        .values(comment_count=col(Post.comment_count) - theirs)
+    # The posts before the comments, as a removal takes them.
+    await _lock_posts(session, list((await session.exec(under.distinct())).all()))
+    removed = await session.exec(
+        delete(Comment)
+        .where(col(Comment.user_id) == user.id)
+        .returning(col(Comment.post_id), col(Comment.removed_by))
         .execution_options(synchronize_session=False)
     )
+    counts = Counter(post_id for post_id, removed_by in removed if removed_by is None)
+    if counts:
+        # One statement, run for each post with its number.
+        decrement = (
+            update(Post)
+            .where(col(Post.id) == bindparam("post"))
+            .values(comment_count=col(Post.comment_count) - bindparam("gone"))
+        )
+        rows = [{"post": post_id, "gone": gone} for post_id, gone in counts.items()]
+        await (await session.connection()).execute(decrement, rows)
+
+
+async def _lock_posts(session: AsyncSession, post_ids: list[int]) -> list[int]:
+    """Lock these posts' rows until the commit, in id order (on PostgreSQL;
+    SQLite has one writer at a time anyway); the ids of those that exist."""
+    if not post_ids:
+        return []
+    statement = (
+        select(Post.id).where(col(Post.id).in_(post_ids)).order_by(col(Post.id)).with_for_update()
+    )
+    return [post_id for post_id in (await session.exec(statement)).all() if post_id is not None]
 
 
 async def _count(session: AsyncSession, post_id: int, change: int) -> None:

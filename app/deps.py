@@ -10,9 +10,9 @@ look up what `SessionDep` or `PageUser` gives and how.
 - Rows the asker may change, found before their rights are checked, so a
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
   `OwnPagePost`, `RemovablePost` (or an admin's), `OwnAccount`.
-- Parameters shared by the API and the pages: `PostId`, `UserId`, `CommentId`, `Limit`,
-  `Cursor`, `TagName`, `TagFilter`, `SearchText`, `FormText`, `FormFile`, `FormFiles`,
-  `Fragment`, `ImageUpload`.
+- Parameters shared by the API and the pages: `PostId`, `UserId`, `CommentId`,
+  `Limit`, `Cursor`, `CommentCursor`, `TagName`, `TagFilter`, `SearchText`,
+  `FormText`, `FormFile`, `FormFiles`, `Fragment`, `ImageUpload`.
 
 Settings are loaded once, when the app is made (`create_app`), and read from
 the app: `SettingsDep` in a route, `app_settings(request)` in the helpers
@@ -34,7 +34,7 @@ from app.errors import Forbidden
 from app.mail import Mailer
 from app.models import MAX_ID, MAX_TAG_LENGTH, TAG_PATTERN, Post, User, UserPrivate
 from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
-from app.pagination import Position, read_cursor
+from app.pagination import Position, read_comment_cursor, read_cursor
 from app.ratelimits import RateLimiter
 from app.search import MAX_QUERY_LENGTH, query_problem
 from app.security import user_from_token
@@ -89,6 +89,7 @@ UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
 CommentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The comment's id.")]
 Limit = Annotated[int, Query(ge=1, le=100, description="How many posts per page, 1 to 100.")]
 Cursor = Annotated[Position | None, Depends(read_cursor)]
+CommentCursor = Annotated[Position | None, Depends(read_comment_cursor)]
 # ?tag= on a list, or a tag in a path: 1 to 30 lower-case letters, digits or hyphens.
 _TAG = f"^{TAG_PATTERN.pattern}$"
 TagName = Annotated[str, Path(max_length=MAX_TAG_LENGTH, pattern=_TAG, description="A tag.")]
@@ -260,18 +261,22 @@ OwnAccount = Annotated[User, Depends(get_own_account)]
 # --- who may publish -------------------------------------------------------------------
 
 
+def ensure_may_publish(user: User, settings: Settings) -> None:
+    """With REQUIRE_VERIFIED_EMAIL, only a verified address may publish (403)."""
+    if settings.require_verified_email and not user.email_verified:
+        raise Forbidden(
+            "Confirm your email address before publishing: open the link we sent you, "
+            "or ask for a new one on your account page."
+        )
+
+
 def _publisher(
     get_user: Callable[..., Awaitable[User]],
 ) -> Callable[..., Awaitable[User]]:
-    """A dependency giving `get_user`'s user, if they may publish: with
-    REQUIRE_VERIFIED_EMAIL, only once their address is verified."""
+    """A dependency giving `get_user`'s user, if they may publish."""
 
     async def publisher(user: Annotated[User, Depends(get_user)], settings: SettingsDep) -> User:
-        if settings.require_verified_email and not user.email_verified:
-            raise Forbidden(
-                "Confirm your email address before publishing: open the link we sent you, "
-                "or ask for a new one on your account page."
-            )
+        ensure_may_publish(user, settings)
         return user
 
     return publisher

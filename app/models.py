@@ -6,6 +6,7 @@ Table models are never request bodies: SQLModel skips validation on them.
 """
 
 import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -218,9 +219,25 @@ def check_text(value: Any) -> Any:
 
 
 def clean_text(value: Any) -> Any:
-    """Valid text without surrounding spaces, which are never meant ("  " is not a title)."""
+    """Valid text without surrounding spaces, which are never meant ("  " is not a
+    title), and with a browser's line breaks (CRLF) as one character each, as
+    the form's maxlength counted them."""
     value = check_text(value)
-    return value.strip() if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _shows(character: str) -> bool:
+    # Not a space, nor an invisible format or control character (U+200B...).
+    return not character.isspace() and unicodedata.category(character)[0] != "C"
+
+
+def check_visible(value: Any) -> Any:
+    """A validator: text with nothing a reader would see is refused."""
+    if isinstance(value, str) and value and not any(map(_shows, value)):
+        raise PydanticCustomError("invisible_text", "Write something a reader can see.")
+    return value
 
 
 def _lower(value: Any) -> Any:
@@ -519,6 +536,7 @@ class PostCreate(PostBase):
     tags: list[str] = Field(default_factory=list, description="0 to 5 tags.")
 
     _clean = field_validator("title", "content", mode="before")(clean_text)
+    _visible = field_validator("title", "content")(check_visible)
     _tags = field_validator("tags", mode="before")(check_tags)
 
 
@@ -528,6 +546,7 @@ class PostUpdate(SQLModel):
     tags: list[str] | None = Field(default=None, description="0 to 5 tags; replaces them.")
 
     _clean = field_validator("title", "content", mode="before")(clean_text)
+    _visible = field_validator("title", "content")(check_visible)
     _tags = field_validator("tags", mode="before")(check_tags)
 
 
@@ -605,6 +624,7 @@ class Comment(CommentBase, table=True):
 
 class CommentCreate(CommentBase):
     _clean = field_validator("content", mode="before")(clean_text)
+    _visible = field_validator("content")(check_visible)
 
 
 class CommentPublic(SQLModel):

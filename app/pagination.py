@@ -57,17 +57,21 @@ class InvalidCursor(AppError):
         )
 
 
-def encode_cursor(position: Position | Rank, settings: Settings) -> str:
+# What a cursor pages through, signed into it: one list's cursor is refused by another.
+POSTS, COMMENTS = "cursor", "comment-cursor"
+
+
+def encode_cursor(position: Position | Rank, settings: Settings, purpose: str = POSTS) -> str:
     if isinstance(position, Rank):
         return serializer(settings, "search-cursor").dumps([position.score, position.id])
     # Whole microseconds since 1970: exact, and shorter than an ISO date.
     micros = (position.date_posted - EPOCH) // timedelta(microseconds=1)
-    return serializer(settings, "cursor").dumps([micros, position.id])
+    return serializer(settings, purpose).dumps([micros, position.id])
 
 
-def decode_cursor(cursor: str, settings: Settings) -> Position:
+def decode_cursor(cursor: str, settings: Settings, purpose: str = POSTS) -> Position:
     try:
-        micros, post_id = serializer(settings, "cursor").loads(cursor)
+        micros, post_id = serializer(settings, purpose).loads(cursor)
         if not (type(micros) is int and type(post_id) is int and 1 <= post_id <= MAX_ID):
             raise InvalidCursor
         return Position(EPOCH + timedelta(microseconds=micros), post_id)
@@ -119,6 +123,13 @@ async def read_cursor(request: Request, cursor: CursorText = None) -> Position |
     return decode_cursor(cursor, app_settings(request))
 
 
+async def read_comment_cursor(request: Request, cursor: CursorText = None) -> Position | None:
+    """The `?cursor=` of a post's comments."""
+    if cursor is None:
+        return None
+    return decode_cursor(cursor, app_settings(request), COMMENTS)
+
+
 def read_rank(request: Request, cursor: str | None) -> Rank | None:
     """The `?cursor=` of a page of search results, or None for the first page."""
     if cursor is None:
@@ -126,8 +137,10 @@ def read_rank(request: Request, cursor: str | None) -> Rank | None:
     return decode_rank(cursor, app_settings(request))
 
 
-def write_cursor(request: Request, position: Position | Rank | None) -> str | None:
+def write_cursor(
+    request: Request, position: Position | Rank | None, purpose: str = POSTS
+) -> str | None:
     """The cursor of the page after the one ending at `position` (None: no more pages)."""
     if position is None:
         return None
-    return encode_cursor(position, app_settings(request))
+    return encode_cursor(position, app_settings(request), purpose)

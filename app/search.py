@@ -15,12 +15,20 @@ CASCADE on PostgreSQL). The tables are made by migration 0013 and are not
 SQLModel models: an FTS5 table is a virtual table that only SQLite knows.
 
 What a search costs is bounded, whatever the number of posts: it ranks the
-CANDIDATES newest posts that match every word, read newest first off the
-index and stopped there, and pages through them by (score, id). A word in
-every post costs the same as a word in a few. The ranking puts a match in the
-title first, then in the tags, then in the content alone; newer first within
-each. (SQLite's bm25() would also weigh how rare each word is, but counting
-that reads every post holding the word.)
+CANDIDATES newest posts that match every word, and pages through them by
+(score, id). The ranking puts a match in the title first, then in the tags,
+then in the content alone; newer first within each. (SQLite's bm25() would
+also weigh how rare each word is, but counting that reads every post holding
+the word.)
+
+How the newest matches are found differs. FTS5 reads a word's posts in id
+order, newest first, and stops after CANDIDATES: the same work for a word in
+every post as for a word in a few. A GIN index gives its matches in no order,
+so PostgreSQL either sorts every match or walks the posts newest first until
+CANDIDATES have matched, whichever its planner expects to be cheaper; for a
+word in about one post in 200 both mean tens of thousands of rows at a
+million posts. CANDIDATES is small enough that this stays a few milliseconds
+(bench/scale.py measures it) and large enough for twenty pages of results.
 """
 
 import re
@@ -40,7 +48,7 @@ from app.pagination import PostPage, Rank
 # What a search box takes: a few words, not a document.
 MAX_QUERY_LENGTH = 200
 MAX_WORDS = 8
-CANDIDATES = 1_000
+CANDIDATES = 200
 # A word: letters, digits and underscores in any script. Everything else
 # (quotes, operators, NUL) only separates words, so no input can be read as
 # the search engine's own query syntax.
@@ -63,6 +71,8 @@ def query_problem(query: str) -> str | None:
         query.encode()
     except UnicodeEncodeError:
         return "A search must be text (it holds a lone surrogate)."
+    if query.strip() and not words_of(query):
+        return "Search for a word: letters or digits (quotes and operators are not read)."
     return None
 
 
@@ -105,10 +115,14 @@ def _candidates(dialect: str, words: list[str]) -> TextClause:
     if dialect == "postgresql":
         # ts_rank's weights for D, C, B, A: a title word outweighs any
         # number of content words. plainto_tsquery reads plain words only.
+        # The newest matches first, then their ranks: ranked in one step,
+        # every match would be ranked before the newest were picked.
         sql = (
             "SELECT post_id, ts_rank('{0.05, 0.1, 0.4, 1.0}', document, query) AS score"
-            " FROM posts_search, plainto_tsquery('english', :words) AS query"
-            " WHERE document @@ query ORDER BY post_id DESC LIMIT :candidates"
+            " FROM (SELECT post_id, document FROM posts_search"
+            " WHERE document @@ plainto_tsquery('english', :words)"
+            " ORDER BY post_id DESC LIMIT :candidates) AS newest,"
+            " plainto_tsquery('english', :words) AS query"
         )
         return text(sql).bindparams(words=" ".join(words), candidates=CANDIDATES)
     # Each word as a quoted phrase: FTS5 operators in it are plain text.
@@ -134,7 +148,7 @@ async def search_posts(
     tag: str | None = None,
 ) -> PostPage:
     """Posts matching every word of `query`, best first, `limit` after `after`:
-    one statement, plus the page's tags. No words: no posts."""
+    one statement, plus the page's tags. No words (see `query_problem`): no posts."""
     words = words_of(query)
     if not words:
         return PostPage(posts=[], limit=limit, next=None)

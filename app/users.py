@@ -8,7 +8,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app import comments, ratelimits, security
 from app.db import end_read_only_transaction
 from app.errors import Conflict, Invalid, NotFound
-from app.models import Like, PasswordResetToken, Post, User, UserCreate, UserUpdate, utcnow
+from app.models import (
+    Like,
+    PasswordResetToken,
+    Post,
+    User,
+    UserCreate,
+    UserUpdate,
+    text_problem,
+    utcnow,
+)
 from app.names import username_key
 from app.ratelimits import RateLimiter
 
@@ -154,7 +163,11 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
 
 async def make_admin(session: AsyncSession, email: str) -> User:
     """Let the account with this email delete any post or comment."""
-    user = (await session.exec(select(User).where(col(User.email) == email.lower()))).one_or_none()
+    email = email.strip().lower()
+    problem = text_problem(email)
+    if problem is not None:
+        raise Invalid(problem, field="email")
+    user = (await session.exec(select(User).where(col(User.email) == email))).one_or_none()
     if user is None:
         raise NotFound(f"No account has the email {email}.")
     user.is_admin = True
@@ -171,7 +184,10 @@ async def delete_user(session: AsyncSession, user: User) -> None:
     locks them (post, then user), and the two never wait for each other.
     """
     await session.exec(delete(Post).where(col(Post.user_id) == user.id))
-    # Their comments on others' posts go too: out of those posts' counts first.
+    # Their row next: a like or comment of theirs needs a share lock on it
+    # (the foreign key), so from here on nothing of theirs can be added behind
+    # the counts taken below. (On SQLite, one writer at a time already.)
+    await session.exec(select(User.id).where(col(User.id) == user.id).with_for_update())
     await comments.forget_comments_of(session, user)
     # Their likes go with them (ON DELETE CASCADE): the counts they were in
     # go down first.

@@ -17,6 +17,7 @@ from tests.helpers import (
     create_post,
     delete_account,
     page_login,
+    running,
     submit,
 )
 
@@ -218,3 +219,147 @@ async def test_many_comments_page_with_a_more_link(
     assert "number 20" in second
     assert "number 24" in second
     assert "number 19" not in second
+
+
+async def test_a_browser_line_break_counts_as_one_character(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    post = await create_post(client, alice)
+    # 1,401 characters in the textarea (which counts CRLF as one), 2,101 as sent.
+    typed = "a\r\n" * 700 + "a"
+    made = await comment(client, bob, post["id"], typed)
+    assert made["content"] == "a\n" * 700 + "a"
+    for invisible in ("\u200b", "\ufeff \u200b", "\x01\x02"):
+        refused = await client.post(
+            f"/api/posts/{post['id']}/comments",
+            json={"content": invisible},
+            headers=bob.headers,
+        )
+        assert refused.status_code == 422
+        assert "Write something a reader can see." in refused.text
+
+
+async def test_a_cursor_of_another_list_is_refused(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, alice: Account
+) -> None:
+    post = await create_post(client, alice)
+    await create_post(client, alice)
+    posts_cursor = (await client.get("/api/posts", params={"limit": 1})).json()["next_cursor"]
+    for url in (f"/api/posts/{post['id']}/comments", f"/posts/{post['id']}"):
+        assert (await client.get(url, params={"cursor": posts_cursor})).status_code == 422
+    for n in range(3):
+        await comment(client, alice, post["id"], f"c{n}")
+    page = await client.get(f"/api/posts/{post['id']}/comments", params={"limit": 1})
+    comments_cursor = page.json()["next_cursor"]
+    assert (await client.get("/api/posts", params={"cursor": comments_cursor})).status_code == 422
+
+
+async def test_an_unverified_user_commenting_on_a_missing_post_gets_a_404(
+    alice: Account, server: RunningApp
+) -> None:
+    verified_only = server.settings.model_copy(update={"require_verified_email": True})
+    async with running(verified_only) as app, app.client() as client:
+        missing = await client.post(
+            "/api/posts/999999/comments", json={"content": "hi"}, headers=alice.headers
+        )
+        assert missing.status_code == 404
+        post = await create_post_as_verified(app)
+        refused = await client.post(
+            f"/api/posts/{post}/comments", json={"content": "hi"}, headers=alice.headers
+        )
+        assert refused.status_code == 403
+
+
+async def create_post_as_verified(app: RunningApp) -> int:
+    author = await add_account(app, "vera")
+    async with app.sessionmaker() as session:
+        await session.exec(
+            update(User).where(col(User.id) == author.id).values(email_verified=True)
+        )
+        await session.commit()
+    async with app.client() as client:
+        post = await create_post(client, author)
+    post_id = post["id"]
+    assert isinstance(post_id, int)
+    return post_id
+
+
+async def test_removing_a_comment_while_its_post_is_deleted(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    """Both requests take the post's row first: one wins, the other finds
+    nothing (404), and neither waits on the other for good (no deadlock, 409)."""
+    for _round in range(5):
+        post = await create_post(client, alice)
+        made = await comment(client, bob, post["id"])
+        answers = await asyncio.gather(
+            client.delete(f"/api/comments/{made['id']}", headers=bob.headers),
+            client.delete(f"/api/posts/{post['id']}", headers=alice.headers),
+        )
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses in ([204, 204], [204, 404]), statuses
+
+
+async def _comment_until(
+    client: httpx.AsyncClient,
+    done: "asyncio.Future[httpx.Response]",
+    post: dict[str, object],
+    account: Account,
+    allowed: set[int],
+) -> None:
+    while not done.done():
+        answer = await client.post(
+            f"/api/posts/{post['id']}/comments",
+            json={"content": "meanwhile"},
+            headers=account.headers,
+        )
+        assert answer.status_code in allowed, answer.text
+
+
+async def _remove_until(
+    client: httpx.AsyncClient,
+    done: "asyncio.Future[httpx.Response]",
+    comments: list[dict[str, object]],
+    remover: Account,
+) -> None:
+    for made in comments:
+        if done.done():
+            return
+        answer = await client.delete(f"/api/comments/{made['id']}", headers=remover.headers)
+        assert answer.status_code in (204, 404), answer.text
+
+
+async def test_counts_stay_right_when_a_commenter_deletes_their_account_meanwhile(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    """A commenter deletes their account while they go on commenting, and
+    while the post's author removes their comments: every request ends (no
+    deadlock), and the counts end equal to the comments left."""
+    posts = [await create_post(client, alice, title=f"P{n}") for n in range(3)]
+    for post in posts:
+        await comment(client, bob, post["id"], "stays")
+    # 201 before the deletion, 401 or 403 after it. On SQLite a comment begun
+    # before the deletion committed may also be told to try again (409):
+    # SQLite lets one writer at a time go on from what it read.
+    allowed = {201, 401, 403}
+    if server.engine.dialect.name == "sqlite":
+        allowed.add(409)
+    for round_ in range(3):
+        carol = await add_account(server, f"carol{round_}")
+        theirs = [await comment(client, carol, posts[n % 3]["id"]) for n in range(12)]
+        deletion = asyncio.ensure_future(delete_account(client, carol))
+        await asyncio.gather(
+            _remove_until(client, deletion, theirs, alice),
+            *(_comment_until(client, deletion, posts[k % 3], carol, allowed) for k in range(6)),
+        )
+        assert (await deletion).status_code == 204
+    async with server.sessionmaker() as session:
+        for post in posts:
+            left = (
+                await session.exec(
+                    select(Comment).where(
+                        col(Comment.post_id) == post["id"], col(Comment.removed_by).is_(None)
+                    )
+                )
+            ).all()
+            assert await comment_count(client, post["id"]) == len(left)

@@ -4,9 +4,18 @@ from fastapi import APIRouter, Request, status
 
 from app import comments, posts
 from app.comments import CommentPage
-from app.deps import CommentId, CurrentUser, Cursor, Limit, PostId, Publisher, SessionDep
+from app.deps import (
+    CommentCursor,
+    CommentId,
+    CurrentUser,
+    Limit,
+    PostId,
+    SessionDep,
+    SettingsDep,
+    ensure_may_publish,
+)
 from app.models import CommentCreate, CommentPublic, CommentsPublic
-from app.pagination import write_cursor
+from app.pagination import COMMENTS, write_cursor
 
 router = APIRouter(prefix="/api", tags=["comments"])
 
@@ -16,13 +25,17 @@ def page_of_comments(request: Request, page: CommentPage) -> CommentsPublic:
         comments=[CommentPublic.model_validate(comment) for comment in page.comments],
         limit=page.limit,
         has_more=page.has_more,
-        next_cursor=write_cursor(request, page.next),
+        next_cursor=write_cursor(request, page.next, COMMENTS),
     )
 
 
 @router.get("/posts/{post_id}/comments", response_model=CommentsPublic)
 async def list_comments(
-    request: Request, post_id: PostId, session: SessionDep, cursor: Cursor, limit: Limit = 20
+    request: Request,
+    post_id: PostId,
+    session: SessionDep,
+    cursor: CommentCursor,
+    limit: Limit = 20,
 ) -> CommentsPublic:
     """A post's comments, oldest first. While `has_more` is true, pass
     `next_cursor` back as `cursor` for the next page."""
@@ -37,9 +50,16 @@ async def list_comments(
     status_code=status.HTTP_201_CREATED,
 )
 async def add_comment(
-    post_id: PostId, data: CommentCreate, session: SessionDep, user: Publisher
+    post_id: PostId,
+    data: CommentCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
 ) -> CommentPublic:
     """Comment on a post (Markdown, 1 to 2,000 characters)."""
+    # 404 before 403: the post first, then whether the user may publish.
+    await posts.get_post_row(session, post_id)
+    ensure_may_publish(user, settings)
     return CommentPublic.model_validate(await comments.add_comment(session, post_id, user, data))
 
 

@@ -74,10 +74,11 @@ async def list_posts(
     q: SearchText = None,
 ) -> dict[str, object]:
     """Everyone's posts (or those with `tag`), newest first; with `q`, those
-    matching all its words, best first (a match in the title first). While
+    matching all its words, best first (a match in the title first; a blank
+    `q` is no search). While
     `has_more` is true, pass `next_cursor` back as `cursor` for the next page.
     With a token, `liked_by_me` says which ones you like."""
-    if q is not None:
+    if q is not None and q.strip():
         after = read_rank(request, cursor)
         page = await search.search_posts(session, q, limit=limit, after=after, tag=tag)
     else:

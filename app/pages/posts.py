@@ -15,6 +15,7 @@ from app import comments, likes, posts, search, users
 from app.attachments import add_attachments, check_attachments
 from app.deps import (
     PAGE_DEPENDENCIES,
+    CommentCursor,
     CommentId,
     Cursor,
     FormFile,
@@ -33,12 +34,13 @@ from app.deps import (
     StorageDep,
     TagName,
     UserId,
+    ensure_may_publish,
 )
 from app.errors import UploadRejected
 from app.markdown import to_html
 from app.models import CommentCreate, Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pagination import CursorText, Position, PostPage, read_rank, write_cursor
+from app.pagination import COMMENTS, CursorText, Position, PostPage, read_rank, write_cursor
 from app.pictures import set_image
 from app.policies import policy_of
 from app.storage import StoredFile
@@ -267,7 +269,7 @@ async def _post_page(
     liked = bool(await likes.liked_among(session, user, [post]))
     assert post.id is not None
     page = await comments.list_comments(session, post.id, limit=comments.PER_PAGE, after=cursor)
-    next_cursor = write_cursor(request, page.next)
+    next_cursor = write_cursor(request, page.next, COMMENTS)
     more_url = None
     if next_cursor:
         more_url = f"/posts/{post.id}?{urlencode({'cursor': next_cursor})}#comments"
@@ -288,7 +290,7 @@ async def show_post(
     post_id: PostId,
     session: SessionDep,
     user: OptionalPageUser,
-    cursor: Cursor,
+    cursor: CommentCursor,
 ) -> HTMLResponse:
     """The post, and its comments from `?cursor=` (oldest first)."""
     post = await posts.get_post(session, post_id)
@@ -300,13 +302,16 @@ async def add_comment(
     request: Request,
     post_id: PostId,
     session: SessionDep,
-    user: PagePublisher,
+    settings: SettingsDep,
+    user: PageUser,
     content: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
+    # 404 before 403: the post first, then whether the user may publish.
+    post = await posts.get_post(session, post_id)
+    ensure_may_publish(user, settings)
     try:
         data = CommentCreate.model_validate({"content": content})
     except ValidationError as exc:
-        post = await posts.get_post(session, post_id)
         values = {"content": content}
         return await _post_page(request, session, post, user, None, values, field_errors(exc))
     comment = await comments.add_comment(session, post_id, user, data)
