@@ -66,11 +66,14 @@ async def add_comment(
 ) -> Comment:
     """A new comment under the post (404 if the post is gone)."""
     html = await asyncio.to_thread(to_html, data.content)
-    # Rows are locked in one order everywhere: the commenter, then the post,
-    # then the comment (users.delete_user and remove_comment take them so too),
-    # so two requests never each hold what the other waits for (a deadlock).
-    # The commenter's row is held in share (as the comment's foreign key
-    # would): their account cannot be deleted until this commits.
+    # Rows are locked in one order: the commenter, then the post, then the
+    # comment (users.delete_user takes a user's row, then the posts under
+    # their comments; remove_comment the post, then the comment), so two
+    # requests do not each hold what the other waits for (a deadlock). The
+    # commenter's row is held in share, as the comment's foreign key would:
+    # their account cannot be deleted until this commits. (One case is left:
+    # commenting on your own post while deleting your account, which locks
+    # your posts first. PostgreSQL then stops one of the two, a 409.)
     commenter = select(User.id).where(col(User.id) == author.id).with_for_update(key_share=True)
     if (await session.exec(commenter)).first() is None:
         raise Forbidden("Your account no longer exists.")
@@ -130,6 +133,7 @@ async def remove_comment(
     )
     if removed.rowcount != 1:
         raise NotFound("Comment not found.")
+    # The session did not see the statement change the row: the object leaves it.
     session.expunge(comment)
     await _count(session, comment.post_id, -1)
 

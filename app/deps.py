@@ -10,9 +10,9 @@ look up what `SessionDep` or `PageUser` gives and how.
 - Rows the asker may change, found before their rights are checked, so a
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
   `OwnPagePost`, `RemovablePost` (or an admin's), `OwnAccount`.
-- Parameters shared by the API and the pages: `PostId`, `UserId`, `CommentId`,
-  `Limit`, `Cursor`, `CommentCursor`, `TagName`, `TagFilter`, `SearchText`,
-  `FormText`, `FormFile`, `FormFiles`, `Fragment`, `ImageUpload`.
+- Parameters of the API and the pages: `PostId`, `UserId`, `CommentId`,
+  `Limit`, `Cursor`, `CommentCursor`, `CursorText`, `TagName`, `TagFilter`,
+  `SearchText`, `FormText`, `FormFile`, `FormFiles`, `Fragment`, `ImageUpload`.
 
 Settings are loaded once, when the app is made (`create_app`), and read from
 the app: `SettingsDep` in a route, `app_settings(request)` in the helpers
@@ -34,7 +34,7 @@ from app.errors import Forbidden
 from app.mail import Mailer
 from app.models import MAX_ID, MAX_TAG_LENGTH, TAG_PATTERN, Post, User, UserPrivate
 from app.pages.auth import LOGIN_COOKIE, SAFE_METHODS, LoginRequired, login_path, verify_csrf
-from app.pagination import Position, read_comment_cursor, read_cursor
+from app.pagination import COMMENTS, MAX_CURSOR_LENGTH, Position, read_position
 from app.ratelimits import RateLimiter
 from app.search import MAX_QUERY_LENGTH, query_problem
 from app.security import user_from_token
@@ -87,7 +87,28 @@ LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 PostId = Annotated[int, Path(ge=1, le=MAX_ID, description="The post's id.")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
 CommentId = Annotated[int, Path(ge=1, le=MAX_ID, description="The comment's id.")]
-Limit = Annotated[int, Query(ge=1, le=100, description="How many posts per page, 1 to 100.")]
+Limit = Annotated[int, Query(ge=1, le=100, description="How many per page, 1 to 100.")]
+# ?cursor=, as the client sent it.
+CursorText = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="`next_cursor` from the previous page; leave out for the first page.",
+    ),
+]
+
+
+async def read_cursor(request: Request, cursor: CursorText = None) -> Position | None:
+    """Where a page of a list of posts starts, or None for the first page."""
+    return read_position(request, cursor)
+
+
+async def read_comment_cursor(request: Request, cursor: CursorText = None) -> Position | None:
+    """Where a page of a post's comments starts, or None for the first page."""
+    return read_position(request, cursor, COMMENTS)
+
+
+# The cursor decoded (a list's, or a post's comments'); a forged one is a 422.
 Cursor = Annotated[Position | None, Depends(read_cursor)]
 CommentCursor = Annotated[Position | None, Depends(read_comment_cursor)]
 # ?tag= on a list, or a tag in a path: 1 to 30 lower-case letters, digits or hyphens.
@@ -117,7 +138,8 @@ def _searchable(value: str | None) -> str | None:
     return value
 
 
-# ?q= on a list or the search page: words to look for in titles, tags and content.
+# ?q= on the API's list: words to look for in titles, tags and content. (The
+# search page reads its `q` itself, to show a problem with it beside the box.)
 SearchText = Annotated[
     str | None,
     Query(

@@ -16,9 +16,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Request
 from itsdangerous import BadData
 
 from app.config import Settings, app_settings
@@ -58,12 +57,12 @@ class InvalidCursor(AppError):
 
 
 # What a cursor pages through, signed into it: one list's cursor is refused by another.
-POSTS, COMMENTS = "cursor", "comment-cursor"
+POSTS, COMMENTS, SEARCH = "cursor", "comment-cursor", "search-cursor"
 
 
 def encode_cursor(position: Position | Rank, settings: Settings, purpose: str = POSTS) -> str:
     if isinstance(position, Rank):
-        return serializer(settings, "search-cursor").dumps([position.score, position.id])
+        return serializer(settings, SEARCH).dumps([position.score, position.id])
     # Whole microseconds since 1970: exact, and shorter than an ISO date.
     micros = (position.date_posted - EPOCH) // timedelta(microseconds=1)
     return serializer(settings, purpose).dumps([micros, position.id])
@@ -82,7 +81,7 @@ def decode_cursor(cursor: str, settings: Settings, purpose: str = POSTS) -> Posi
 def decode_rank(cursor: str, settings: Settings) -> Rank:
     """A search page's cursor (signed apart from the lists': one cannot pass for the other)."""
     try:
-        score, post_id = serializer(settings, "search-cursor").loads(cursor)
+        score, post_id = serializer(settings, SEARCH).loads(cursor)
         if not (
             type(score) in (int, float)
             and math.isfinite(score)
@@ -107,27 +106,11 @@ class PostPage:
         return self.next is not None
 
 
-CursorText = Annotated[
-    str | None,
-    Query(
-        max_length=MAX_CURSOR_LENGTH,
-        description="`next_cursor` from the previous page; leave out for the first page.",
-    ),
-]
-
-
-async def read_cursor(request: Request, cursor: CursorText = None) -> Position | None:
+def read_position(request: Request, cursor: str | None, purpose: str = POSTS) -> Position | None:
     """The `?cursor=` of a list: where the page starts, or None for the first page."""
     if cursor is None:
         return None
-    return decode_cursor(cursor, app_settings(request))
-
-
-async def read_comment_cursor(request: Request, cursor: CursorText = None) -> Position | None:
-    """The `?cursor=` of a post's comments."""
-    if cursor is None:
-        return None
-    return decode_cursor(cursor, app_settings(request), COMMENTS)
+    return decode_cursor(cursor, app_settings(request), purpose)
 
 
 def read_rank(request: Request, cursor: str | None) -> Rank | None:

@@ -16,17 +16,19 @@ SQLModel models: an FTS5 table is a virtual table that only SQLite knows.
 
 What a search costs is bounded, whatever the number of posts: it ranks the
 CANDIDATES newest posts that match every word, and pages through them by
-(score, id). The ranking puts a match in the title first, then in the tags,
-then in the content alone; newer first within each. (SQLite's bm25() would
-also weigh how rare each word is, but counting that reads every post holding
-the word.)
+(score, id). Both databases score alike: a word in the title first, then in
+the tags, then in the content alone; newer first within each. (SQLite's
+bm25() and PostgreSQL's ts_rank() weigh more, but differently from each
+other, and bm25 reads every post holding the word.) They still differ in
+one way: PostgreSQL's English dictionary leaves out words like "the", which
+SQLite looks for.
 
 How the newest matches are found differs. FTS5 reads a word's posts in id
 order, newest first, and stops after CANDIDATES: the same work for a word in
 every post as for a word in a few. A GIN index gives its matches in no order,
 so PostgreSQL either sorts every match or walks the posts newest first until
 CANDIDATES have matched, whichever its planner expects to be cheaper; for a
-word in about one post in 200 both mean tens of thousands of rows at a
+word in about one post in 200 both mean ten thousand or more rows at a
 million posts. CANDIDATES is small enough that this stays a few milliseconds
 (bench/scale.py measures it) and large enough for twenty pages of results.
 """
@@ -42,7 +44,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.markdown import plain_text
-from app.models import Post, PostTag, Tag
+from app.models import Post
 from app.pagination import PostPage, Rank
 
 # What a search box takes: a few words, not a document.
@@ -110,33 +112,46 @@ async def index_post(session: AsyncSession, post: Post, tags: Sequence[str]) -> 
     await connection.execute(statement, values)
 
 
-def _candidates(dialect: str, words: list[str]) -> TextClause:
-    """The CANDIDATES newest posts holding every word, with their scores."""
+def _candidates(dialect: str, words: list[str], tag: str | None) -> TextClause:
+    """The CANDIDATES newest posts holding every word (and `tag`, if given),
+    each with its score: 4 if a word is in the title, plus 2 if one is in the
+    tags, plus 1. The tag is checked here, among the candidates, so that the
+    newest tagged matches are found however many untagged ones are newer."""
+    values = {"candidates": CANDIDATES, "tag": tag}
     if dialect == "postgresql":
-        # ts_rank's weights for D, C, B, A: a title word outweighs any
-        # number of content words. plainto_tsquery reads plain words only.
-        # The newest matches first, then their ranks: ranked in one step,
-        # every match would be ranked before the newest were picked.
+        # The newest matches first, then their scores: scored in one step,
+        # every match would be scored before the newest were picked.
+        # ts_filter keeps the title's words (weight A) or the tags' (B);
+        # `any_word` is the words joined by OR. plainto_tsquery and the
+        # words (letters and digits only) carry no query syntax of the user's.
         sql = (
-            "SELECT post_id, ts_rank('{0.05, 0.1, 0.4, 1.0}', document, query) AS score"
+            "SELECT post_id,"
+            " 4 * CAST(ts_filter(document, '{a}') @@ any_word AS integer)"
+            " + 2 * CAST(ts_filter(document, '{b}') @@ any_word AS integer) + 1 AS score"
             " FROM (SELECT post_id, document FROM posts_search"
             " WHERE document @@ plainto_tsquery('english', :words)"
+            " AND (CAST(:tag AS VARCHAR) IS NULL OR post_id IN (SELECT post_tags.post_id"
+            " FROM post_tags JOIN tags ON tags.id = post_tags.tag_id WHERE tags.name = :tag))"
             " ORDER BY post_id DESC LIMIT :candidates) AS newest,"
-            " plainto_tsquery('english', :words) AS query"
+            " to_tsquery('english', :any_word) AS any_word"
         )
-        return text(sql).bindparams(words=" ".join(words), candidates=CANDIDATES)
+        values |= {"words": " ".join(words), "any_word": " | ".join(words)}
+        return text(sql).bindparams(**values)
     # Each word as a quoted phrase: FTS5 operators in it are plain text.
-    # highlight() marks the words found in one column of one row, so the
-    # score needs only that row: 4 for the title, 2 for the tags, plus 1.
+    # highlight() marks the words found in one column of one row (so the
+    # score needs only that row): a column with a word found differs from
+    # its text.
     sql = (
         "SELECT rowid AS post_id,"
-        " 4 * (instr(highlight(posts_search, 0, char(1), ''), char(1)) > 0)"
-        " + 2 * (instr(highlight(posts_search, 1, char(1), ''), char(1)) > 0) + 1 AS score"
+        " 4 * (highlight(posts_search, 0, '[', ']') != title)"
+        " + 2 * (highlight(posts_search, 1, '[', ']') != tags) + 1 AS score"
         " FROM posts_search WHERE posts_search MATCH :words"
+        " AND (CAST(:tag AS VARCHAR) IS NULL OR rowid IN (SELECT post_tags.post_id"
+        " FROM post_tags JOIN tags ON tags.id = post_tags.tag_id WHERE tags.name = :tag))"
         " ORDER BY rowid DESC LIMIT :candidates"
     )
-    match = " ".join(f'"{word}"' for word in words)
-    return text(sql).bindparams(words=match, candidates=CANDIDATES)
+    values["words"] = " ".join(f'"{word}"' for word in words)
+    return text(sql).bindparams(**values)
 
 
 async def search_posts(
@@ -153,16 +168,12 @@ async def search_posts(
     if not words:
         return PostPage(posts=[], limit=limit, next=None)
     candidates = (
-        _candidates(await _dialect(session), words)
+        _candidates(await _dialect(session), words, tag)
         .columns(post_id=Integer, score=Float)
         .subquery("candidates")
     )
     score = candidates.c.score
     statement = select(Post, score).join(candidates, col(Post.id) == candidates.c.post_id)
-    if tag is not None:
-        statement = statement.join(PostTag, col(PostTag.post_id) == Post.id).where(
-            col(PostTag.tag_id) == select(Tag.id).where(Tag.name == tag).scalar_subquery()
-        )
     if after is not None:
         statement = statement.where(tuple_(score, col(Post.id)) < tuple_(after.score, after.id))
     statement = (
@@ -184,7 +195,8 @@ async def search_posts(
 
 SNIPPET_BEFORE, SNIPPET_LENGTH = 60, 240
 # Endings taken off a searched word before marking the words that start with
-# it, so that "running" marks "run" and "runs" as the search engines found them.
+# it, so that "running" marks "run" and "runs", roughly as the search engines
+# stem words (it marks a little more: "notes" marks "nothing" too).
 ENDINGS = ("ing", "ed", "es", "s")
 
 
@@ -220,9 +232,9 @@ def _snippet(text: str, pattern: re.Pattern[str]) -> str:
     """SNIPPET_LENGTH characters of `text` around its first word found."""
     found = pattern.search(text)
     start = 0 if found is None else max(0, found.start() - SNIPPET_BEFORE)
-    if start:
-        # From the start of a word.
-        start = text.find(" ", start) + 1 or start
+    if found is not None and start:
+        # From the start of a word, and never past the word found.
+        start = text.rfind(" ", start, found.start()) + 1 or start
     snippet = text[start : start + SNIPPET_LENGTH]
     return ("…" if start else "") + snippet + ("…" if start + SNIPPET_LENGTH < len(text) else "")
 

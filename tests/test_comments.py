@@ -363,3 +363,18 @@ async def test_counts_stay_right_when_a_commenter_deletes_their_account_meanwhil
                 )
             ).all()
             assert await comment_count(client, post["id"]) == len(left)
+
+
+async def test_a_new_comment_is_on_the_page_its_form_leads_to(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    post = await create_post(client, alice)
+    for n in range(25):
+        await comment(client, alice, post["id"], f"earlier {n}")
+    url = f"/posts/{post['id']}"
+    await page_login(browser, bob.email)
+    posted = await submit(browser, url, f"{url}/comments", {"content": "The newest one"})
+    assert posted.status_code == 303
+    landed = await browser.get(posted.headers["location"])
+    assert "The newest one" in landed.text
+    assert f'id="comment-{posted.headers["location"].rsplit("-", 1)[1]}"' in landed.text

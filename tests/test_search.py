@@ -4,7 +4,9 @@ first, the words found marked on the page, and any query a clear answer."""
 import httpx
 import pytest
 
-from tests.helpers import Account, create_post
+from app import posts, search
+from app.models import PostCreate, User
+from tests.helpers import Account, RunningApp, create_post
 
 
 async def tagged_post(
@@ -147,3 +149,42 @@ async def test_the_search_page_marks_the_words_found(
     assert 'value="async session"' in page.text
     nothing = await client.get("/search", params={"q": "zebra"})
     assert "No posts have all of these words." in nothing.text
+
+
+async def test_both_databases_rank_by_where_a_word_is_then_by_date(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    await tagged_post(client, alice, "Async async async", "All about it.", [])
+    await tagged_post(client, alice, "Kettle", "We boil water in it.", [])
+    await tagged_post(client, alice, "Other", "A kettle, boil it: two words together.", [])
+    # A control character in a title does not pass for a word found there.
+    await tagged_post(client, alice, "Fake\x01", "kettle inside", [])
+    await tagged_post(client, alice, "Async", "Newer, with the word once.", [])
+    # In the title: newest first, however often the word is there.
+    assert await found(client, "async") == ["Async", "Async async async"]
+    # A title word and a content word beat two content words side by side.
+    assert await found(client, "kettle boil") == ["Kettle", "Other"]
+    assert await found(client, "kettle") == ["Kettle", "Fake\x01", "Other"]
+
+
+async def test_a_tag_finds_its_posts_behind_more_newer_matches_than_are_ranked(
+    server: RunningApp, client: httpx.AsyncClient, alice: Account
+) -> None:
+    await tagged_post(client, alice, "Old and tagged", "A common word.", ["rare"])
+    async with server.sessionmaker() as session:
+        author = await session.get(User, alice.id)
+        assert author is not None
+        for n in range(search.CANDIDATES + 1):
+            await posts.create_post(session, author, PostCreate(title=f"N{n}", content="common"))
+        await session.commit()
+    assert await found(client, "common", tag="rare") == ["Old and tagged"]
+    assert "Old and tagged" not in await found(client, "common", limit="100")
+
+
+async def test_the_snippet_starts_before_the_word_found(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    content = "x" * 100 + ",fastapi,docs and more words after it."
+    await tagged_post(client, alice, "Paths", content, [])
+    page = await client.get("/search", params={"q": "fastapi"})
+    assert "<mark>fastapi</mark>" in page.text

@@ -9,6 +9,7 @@ from app import attachments, likes, pictures, posts, search
 from app.db import end_read_only_transaction
 from app.deps import (
     CurrentUser,
+    CursorText,
     ImagesDep,
     ImageUpload,
     Limit,
@@ -32,7 +33,7 @@ from app.models import (
     PostUpdate,
     User,
 )
-from app.pagination import CursorText, PostPage, read_cursor, read_rank, write_cursor
+from app.pagination import PostPage, read_position, read_rank, write_cursor
 from app.policies import policy_of
 from app.storage import get_storage
 from app.uploads import store_accepted, store_upload
@@ -82,7 +83,7 @@ async def list_posts(
         after = read_rank(request, cursor)
         page = await search.search_posts(session, q, limit=limit, after=after, tag=tag)
     else:
-        after_date = await read_cursor(request, cursor)
+        after_date = read_position(request, cursor)
         page = await posts.list_posts(session, limit=limit, after=after_date, tag=tag)
     return await page_of_posts(request, session, page, user)
 

@@ -162,9 +162,10 @@ async def sitemap(session: SessionDep, settings: SettingsDep) -> Response:
     block's sitemap reads its posts with a range scan of the primary key: no
     request reads more than 1,000 rows, at a thousand posts or at a million,
     so none keeps the event loop busier than a page of posts does. The index
-    gains a line per thousand ids; the protocol allows 50,000, enough for 50
-    million posts. A block's address never changes, so search engines can
-    keep it; a block whose posts were all deleted is an empty sitemap.
+    gains a line per thousand ids; the protocol allows 50,000 lines, enough
+    for ids up to 50 million (deleted posts leave their ids unused). A
+    block's address never changes, so search engines can keep it; a block
+    whose posts were all deleted is an empty sitemap.
     """
     newest = await posts.newest_post_id(session)
     blocks = 0 if newest is None else newest // POSTS_PER_SITEMAP + 1

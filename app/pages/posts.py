@@ -18,6 +18,7 @@ from app.deps import (
     CommentCursor,
     CommentId,
     Cursor,
+    CursorText,
     FormFile,
     FormFiles,
     FormText,
@@ -40,7 +41,7 @@ from app.errors import UploadRejected
 from app.markdown import to_html
 from app.models import CommentCreate, Post, PostCreate, User
 from app.pages.rendering import chosen_file, field_errors, redirect, render
-from app.pagination import COMMENTS, CursorText, Position, PostPage, read_rank, write_cursor
+from app.pagination import COMMENTS, Position, PostPage, read_rank, write_cursor
 from app.pictures import set_image
 from app.policies import policy_of
 from app.storage import StoredFile
@@ -277,6 +278,13 @@ async def _post_page(
         "post": post,
         "liked": liked,
         "comments": page,
+        # Which comments this reader may remove: their own, all under their
+        # post, any for an admin (the rule is comments.may_remove).
+        "removable": {
+            comment.id
+            for comment in page.comments
+            if comments.may_remove(comment, post.user_id, user)
+        },
         "more_comments_url": more_url,
         "values": values or {},
         "errors": errors or {},
@@ -315,7 +323,14 @@ async def add_comment(
         values = {"content": content}
         return await _post_page(request, session, post, user, None, values, field_errors(exc))
     comment = await comments.add_comment(session, post_id, user, data)
-    return redirect(request, f"/posts/{post_id}#comment-{comment.id}", "Your comment is posted.")
+    # The page of comments that starts with the new one: with more than a
+    # page of them, the post's first page would not show it.
+    assert comment.id is not None
+    cursor = write_cursor(request, Position(comment.created_at, comment.id - 1), COMMENTS)
+    query = f"?{urlencode({'cursor': cursor})}" if post.comment_count >= comments.PER_PAGE else ""
+    return redirect(
+        request, f"/posts/{post_id}{query}#comment-{comment.id}", "Your comment is posted."
+    )
 
 
 @router.post("/comments/{comment_id}/delete")
