@@ -87,10 +87,6 @@ def words_of(query: str) -> list[str]:
     return words[:MAX_WORDS]
 
 
-async def _dialect(session: AsyncSession) -> str:
-    return (await session.connection()).dialect.name
-
-
 async def index_post(session: AsyncSession, post: Post, tags: Sequence[str]) -> None:
     """Write the post's entry in the search index (a new one, or over the old)."""
     values = {"id": post.id, "title": post.title, "tags": " ".join(tags), "content": post.content}
@@ -168,7 +164,7 @@ async def search_posts(
     if not words:
         return PostPage(posts=[], limit=limit, next=None)
     candidates = (
-        _candidates(await _dialect(session), words, tag)
+        _candidates((await session.connection()).dialect.name, words, tag)
         .columns(post_id=Integer, score=Float)
         .subquery("candidates")
     )
