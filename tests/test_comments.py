@@ -377,4 +377,5 @@ async def test_a_new_comment_is_on_the_page_its_form_leads_to(
     assert posted.status_code == 303
     landed = await browser.get(posted.headers["location"])
     assert "The newest one" in landed.text
+    assert f'href="{url}#comments">Back to the first comments' in landed.text
     assert f'id="comment-{posted.headers["location"].rsplit("-", 1)[1]}"' in landed.text

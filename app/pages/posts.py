@@ -286,6 +286,8 @@ async def _post_page(
             if comments.may_remove(comment, post.user_id, user)
         },
         "more_comments_url": more_url,
+        # A later page of comments links back to the first.
+        "first_comments_url": None if cursor is None else f"/posts/{post.id}#comments",
         "values": values or {},
         "errors": errors or {},
     }
