@@ -186,7 +186,10 @@ async def seed(session: AsyncSession, storage: Storage, images: ImageWorkers) ->
     # anything, as in a request (app/uploads.py).
     policy = policy_of(Post, "image")
     covers = {
-        number: await accept_upload(session, images, demo_cover(number), policy)
+        # Drawing a picture is CPU work: in a thread, off the event loop.
+        number: await accept_upload(
+            session, images, await asyncio.to_thread(demo_cover, number), policy
+        )
         for number in DEMO_COVERS
     }
     people = []

@@ -16,6 +16,7 @@ from app.errors import Forbidden, NotFound
 from app.markdown import to_html
 from app.models import Comment, CommentCreate, Post, User
 from app.pagination import Position
+from app.posts import change_post_counter
 
 # How many comments a post's page shows at a time.
 PER_PAGE = 20
@@ -176,13 +177,5 @@ async def _lock_posts(session: AsyncSession, post_ids: list[int]) -> list[int]:
 
 
 async def _count(session: AsyncSession, post_id: int, change: int) -> None:
-    result = await session.exec(
-        update(Post)
-        .where(col(Post.id) == post_id)
-        .values(comment_count=col(Post.comment_count) + change)
-        .returning(col(Post.comment_count))
-        # Not an edit: the post's version (updated_at) stays.
-        .execution_options(synchronize_session=False)
-    )
-    if result.scalar_one_or_none() is None:
+    if await change_post_counter(session, post_id, "comment_count", change) is None:
         raise NotFound("Post not found.")

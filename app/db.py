@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Table, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -114,3 +115,14 @@ async def end_read_only_transaction(session: AsyncSession) -> None:
             "end_read_only_transaction() called after the transaction wrote: do the slow work first"
         )
     await session.commit()
+
+
+async def insert_for_conflicts(session: AsyncSession, model: Any) -> Any:
+    """INSERT into `model`'s table in the database's own form, which has
+    `.on_conflict_do_nothing()` and `.on_conflict_do_update()`: PostgreSQL's
+    or SQLite's (the two spell ON CONFLICT alike, but SQLAlchemy's generic
+    INSERT has neither)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    dialect = (await session.connection()).dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)

@@ -9,7 +9,8 @@ look up what `SessionDep` or `PageUser` gives and how.
   (REQUIRE_VERIFIED_EMAIL).
 - Rows the asker may change, found before their rights are checked, so a
   missing row is a 404 for everyone and another's a 403: `OwnPost`,
-  `OwnPagePost`, `RemovablePost` (or an admin's), `OwnAccount`.
+  `OwnPagePost`, `RemovablePost` (or an admin's), `OwnAccount`, and
+  `CommentablePost` / `CommentablePagePost` (a post the asker may comment on).
 - Parameters of the API and the pages: `PostId`, `UserId`, `CommentId`,
   `Limit`, `Cursor`, `CommentCursor`, `CursorText`, `TagName`, `TagFilter`,
   `SearchText`, `FormText`, `FormFile`, `FormFiles`, `Fragment`, `ImageUpload`.
@@ -306,3 +307,26 @@ def _publisher(
 
 Publisher = Annotated[User, Depends(_publisher(get_current_user))]
 PagePublisher = Annotated[User, Depends(_publisher(require_page_user))]
+
+
+def _commentable_post(
+    get_user: Callable[..., Awaitable[User]],
+) -> Callable[..., Awaitable[Post]]:
+    """A dependency giving the post of the path, if `get_user`'s user may
+    comment on it: the post is found first (404), then the user checked (403)."""
+
+    async def commentable_post(
+        post_id: PostId,
+        session: SessionDep,
+        settings: SettingsDep,
+        user: Annotated[User, Depends(get_user)],
+    ) -> Post:
+        post = await posts.get_post(session, post_id)
+        ensure_may_publish(user, settings)
+        return post
+
+    return commentable_post
+
+
+CommentablePost = Annotated[Post, Depends(_commentable_post(get_current_user))]
+CommentablePagePost = Annotated[Post, Depends(_commentable_post(require_page_user))]

@@ -10,23 +10,21 @@ page is one statement for the whole page (`liked_among`).
 
 from collections.abc import Sequence
 
-from sqlalchemy import Table, delete, inspect, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import insert_for_conflicts
 from app.models import Like, Post, User
+from app.posts import change_post_counter
 
 
 async def like(session: AsyncSession, post: Post, user: User) -> None:
     """The user likes the post (again: no change)."""
-    table = inspect(Like).local_table
-    assert isinstance(table, Table)
-    dialect = (await session.connection()).dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = await insert_for_conflicts(session, Like)
     added = await session.exec(
-        insert(table).values(post_id=post.id, user_id=user.id).on_conflict_do_nothing()
+        insert.values(post_id=post.id, user_id=user.id).on_conflict_do_nothing()
     )
     if added.rowcount == 1:
         await _count(session, post, +1)
@@ -51,6 +49,11 @@ async def toggle(session: AsyncSession, post: Post, user: User) -> bool:
     return True
 
 
+async def likes_post(session: AsyncSession, user: User | None, post: Post) -> bool:
+    """Whether `user` likes the post (a visitor likes nothing)."""
+    return bool(await liked_among(session, user, [post]))
+
+
 async def liked_among(session: AsyncSession, user: User | None, posts: Sequence[Post]) -> set[int]:
     """The ids of these posts that `user` likes: one statement, none for a visitor."""
     ids = [post.id for post in posts if post.id is not None]
@@ -60,15 +63,20 @@ async def liked_among(session: AsyncSession, user: User | None, posts: Sequence[
     return set((await session.exec(statement)).all())
 
 
-async def _count(session: AsyncSession, post: Post, change: int) -> None:
-    result = await session.exec(
+async def forget_likes_of(session: AsyncSession, user: User) -> None:
+    """Before a user is deleted (their likes go with them, ON DELETE CASCADE):
+    take their likes out of the counts of the posts they liked."""
+    liked = select(Like.post_id).where(col(Like.user_id) == user.id)
+    await session.exec(
         update(Post)
-        .where(col(Post.id) == post.id)
-        .values(like_count=col(Post.like_count) + change)
-        .returning(col(Post.like_count))
-        # Not an edit: the post's version (updated_at) stays, so a like never
-        # makes an edit made at the same moment fail.
+        .where(col(Post.id).in_(liked))
+        .values(like_count=col(Post.like_count) - 1)
         .execution_options(synchronize_session=False)
     )
+
+
+async def _count(session: AsyncSession, post: Post, change: int) -> None:
+    assert post.id is not None
+    count = await change_post_counter(session, post.id, "like_count", change)
     # The post in hand shows the new count, as the database has it.
-    set_committed_value(post, "like_count", result.scalar_one())
+    set_committed_value(post, "like_count", count)

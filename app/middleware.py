@@ -7,6 +7,7 @@ as they pass, without wrapping the body in extra tasks and queues.
 
 import base64
 import hashlib
+from functools import lru_cache
 from html.parser import HTMLParser
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -43,11 +44,12 @@ PERMISSIONS_POLICY = (
 HSTS = "max-age=31536000; includeSubDomains"
 
 
+@lru_cache(maxsize=8)
 def docs_policy(page: bytes) -> str:
     """DOCS_POLICY for one docs page, allowing exactly the inline scripts in it.
 
     A page's script names its URLs, which follow the root path a proxy gives,
-    so each page is hashed as it is sent.
+    so each page is hashed as it is sent (once per different page: cached).
     """
     scripts = _InlineScripts()
     scripts.feed(page.decode())

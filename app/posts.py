@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import ColumnElement, delete, func, tuple_, update
 from sqlalchemy.orm import joinedload, selectinload
@@ -131,6 +132,29 @@ async def change_post_count(session: AsyncSession, author_id: int, change: int) 
         # The rows in the session need not learn the new count now.
         .execution_options(synchronize_session=False)
     )
+
+
+async def change_post_counter(
+    session: AsyncSession,
+    post_id: int,
+    counter: Literal["like_count", "comment_count"],
+    change: int,
+) -> int | None:
+    """Add `change` to a count kept on the post (its likes, its comments), in
+    SQL, in the transaction that adds or removes what it counts; the new
+    count, or None if the post is gone."""
+    column = getattr(Post, counter)
+    result = await session.exec(
+        update(Post)
+        .where(col(Post.id) == post_id)
+        .values({counter: column + change})
+        .returning(column)
+        # Not an edit: the post's version (updated_at) stays, so a like or a
+        # comment never makes an edit made at the same moment fail.
+        .execution_options(synchronize_session=False)
+    )
+    count: int | None = result.scalar_one_or_none()
+    return count
 
 
 async def create_post(

@@ -24,14 +24,13 @@ import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Table, case, delete, inspect, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, or_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import insert_for_conflicts
 from app.errors import AppError
 from app.models import RateLimit, utcnow
 
@@ -116,7 +115,7 @@ class RateLimiter:
                 raise RateLimited(max(1, math.ceil((max(waits) - now).total_seconds())))
             for key, until in blocks:
                 await session.exec(
-                    update(_table()).where(_table().c.key == key).values(blocked_until=until)
+                    update(RateLimit).where(col(RateLimit.key) == key).values(blocked_until=until)
                 )
 
     async def forget(self, limit: Limit, value: str) -> None:
@@ -158,11 +157,9 @@ async def _count(
     """Add one to the key's count (or start it at 1) in one statement: the new
     count, and until when the key was blocked before this attempt."""
     table = _table()
-    dialect = (await session.connection()).dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     quiet = table.c.last_at < now - window
     statement = (
-        insert(table)
+        (await insert_for_conflicts(session, RateLimit))
         .values(key=key, hits=1, last_at=now, blocked_until=None)
         .on_conflict_do_update(
             index_elements=[table.c.key],

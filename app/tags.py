@@ -6,14 +6,12 @@ post's date, which a plain relationship could not fill in, so that a tag's
 list is read off an index like every other list (`app/posts.py`).
 """
 
-from typing import Any
-
-from sqlalchemy import Table, delete, inspect
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import insert_for_conflicts
 from app.models import Post, PostTag, Tag
 
 
@@ -28,7 +26,7 @@ async def set_tags(session: AsyncSession, post: Post, names: list[str]) -> None:
     )
     if ids:
         await session.exec(
-            _insert(PostTag, await _dialect(session))
+            (await insert_for_conflicts(session, PostTag))
             .values(
                 [
                     {"post_id": post.id, "tag_id": tag_id, "date_posted": post.date_posted}
@@ -47,25 +45,12 @@ async def _tag_ids(session: AsyncSession, names: list[str]) -> dict[str, int]:
     """{name: id} for these tags, adding the ones that do not exist yet."""
     if not names:
         return {}
-    dialect = await _dialect(session)
     # ON CONFLICT DO NOTHING: two posts given a new tag at the same moment
     # both end up with the one row.
     await session.exec(
-        _insert(Tag, dialect)
+        (await insert_for_conflicts(session, Tag))
         .values([{"name": name} for name in names])
         .on_conflict_do_nothing(index_elements=["name"])
     )
     rows = await session.exec(select(Tag.name, Tag.id).where(col(Tag.name).in_(names)))
     return {name: tag_id for name, tag_id in rows.all() if tag_id is not None}
-
-
-async def _dialect(session: AsyncSession) -> str:
-    return (await session.connection()).dialect.name
-
-
-def _insert(model: Any, dialect: str) -> Any:
-    """INSERT for `model`'s table in the dialect's own form, for ON CONFLICT."""
-    table = inspect(model).local_table
-    assert isinstance(table, Table)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table)

@@ -1,15 +1,14 @@
 """Queries and rules for users, shared by the JSON API and the pages."""
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app import comments, ratelimits, security
+from app import comments, likes, ratelimits, security
 from app.db import end_read_only_transaction
 from app.errors import Conflict, Invalid, NotFound
 from app.models import (
-    Like,
     PasswordResetToken,
     Post,
     User,
@@ -189,14 +188,6 @@ async def delete_user(session: AsyncSession, user: User) -> None:
     # the counts taken below. (On SQLite, one writer at a time already.)
     await session.exec(select(User.id).where(col(User.id) == user.id).with_for_update())
     await comments.forget_comments_of(session, user)
-    # Their likes go with them (ON DELETE CASCADE): the counts they were in
-    # go down first.
-    liked = select(Like.post_id).where(col(Like.user_id) == user.id)
-    await session.exec(
-        update(Post)
-        .where(col(Post.id).in_(liked))
-        .values(like_count=col(Post.like_count) - 1)
-        .execution_options(synchronize_session=False)
-    )
+    await likes.forget_likes_of(session, user)
     await session.delete(user)
     await session.flush()

@@ -5,14 +5,13 @@ from fastapi import APIRouter, Request, status
 from app import comments, posts
 from app.comments import CommentPage
 from app.deps import (
+    CommentablePost,
     CommentCursor,
     CommentId,
     CurrentUser,
     Limit,
     PostId,
     SessionDep,
-    SettingsDep,
-    ensure_may_publish,
 )
 from app.models import CommentCreate, CommentPublic, CommentsPublic
 from app.pagination import COMMENTS, write_cursor
@@ -50,17 +49,11 @@ async def list_comments(
     status_code=status.HTTP_201_CREATED,
 )
 async def add_comment(
-    post_id: PostId,
-    data: CommentCreate,
-    session: SessionDep,
-    user: CurrentUser,
-    settings: SettingsDep,
+    post: CommentablePost, data: CommentCreate, session: SessionDep, user: CurrentUser
 ) -> CommentPublic:
     """Comment on a post (Markdown, 1 to 2,000 characters)."""
-    # 404 before 403: the post first, then whether the user may publish.
-    await posts.get_post_row(session, post_id)
-    ensure_may_publish(user, settings)
-    return CommentPublic.model_validate(await comments.add_comment(session, post_id, user, data))
+    assert post.id is not None
+    return CommentPublic.model_validate(await comments.add_comment(session, post.id, user, data))
 
 
 @router.delete("/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)

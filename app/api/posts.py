@@ -56,12 +56,12 @@ async def page_of_posts(
 
 
 def public_post(post: Post, liked_by_me: bool) -> PostPublic:
-    return PostPublic.model_validate(post).model_copy(update={"liked_by_me": liked_by_me})
+    return PostPublic.model_validate(post, update={"liked_by_me": liked_by_me})
 
 
 async def _public(session: AsyncSession, post: Post, user: User | None) -> PostPublic:
     """The post as the API shows it to `user`."""
-    return public_post(post, bool(await likes.liked_among(session, user, [post])))
+    return public_post(post, await likes.likes_post(session, user, post))
 
 
 @router.get("", response_model=PostsPublic)

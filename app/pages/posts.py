@@ -15,6 +15,7 @@ from app import comments, likes, posts, search, users
 from app.attachments import add_attachments, check_attachments
 from app.deps import (
     PAGE_DEPENDENCIES,
+    CommentablePagePost,
     CommentCursor,
     CommentId,
     Cursor,
@@ -35,7 +36,6 @@ from app.deps import (
     StorageDep,
     TagName,
     UserId,
-    ensure_may_publish,
 )
 from app.errors import UploadRejected
 from app.markdown import to_html
@@ -267,7 +267,7 @@ async def _post_page(
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """A post with a page of its comments (from `cursor`) and the comment form."""
-    liked = bool(await likes.liked_among(session, user, [post]))
+    liked = await likes.likes_post(session, user, post)
     assert post.id is not None
     page = await comments.list_comments(session, post.id, limit=comments.PER_PAGE, after=cursor)
     next_cursor = write_cursor(request, page.next, COMMENTS)
@@ -310,15 +310,13 @@ async def show_post(
 @router.post("/posts/{post_id}/comments", response_model=None)
 async def add_comment(
     request: Request,
-    post_id: PostId,
+    post: CommentablePagePost,
     session: SessionDep,
-    settings: SettingsDep,
     user: PageUser,
     content: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
-    # 404 before 403: the post first, then whether the user may publish.
-    post = await posts.get_post(session, post_id)
-    ensure_may_publish(user, settings)
+    assert post.id is not None
+    post_id = post.id
     try:
         data = CommentCreate.model_validate({"content": content})
     except ValidationError as exc:
