@@ -374,7 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "create-user" and args.password is None:
-        args.password = getpass.getpass("Password: ")
+        try:
+            args.password = getpass.getpass("Password: ")
+        except EOFError:
+            print("error: no password given (type one, or pass --password)", file=sys.stderr)
+            return 1
     try:
         return asyncio.run(_run(args.command, args))
     except ValidationError as exc:

@@ -111,6 +111,18 @@ def test_admins_are_made_at_creation_or_later(
     assert asyncio.run(admins()) == ["boss", "helper"]
 
 
+def test_create_user_without_a_password_to_read_says_so(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def end_of_input(prompt: str) -> str:
+        raise EOFError  # what getpass does when stdin is empty (</dev/null)
+
+    monkeypatch.setattr("getpass.getpass", end_of_input)
+    args = ["create-user", "--username", "quiet", "--email", "quiet@example.com"]
+    assert main(args) == 1
+    assert "error: no password given" in capsys.readouterr().err
+
+
 def test_create_user_with_bad_email_explains_why(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -96,7 +96,10 @@ async def test_docs_disabled_removes_every_docs_route(settings: Settings) -> Non
         app.client() as client,
     ):
         statuses = {path: (await client.get(path)).status_code for path in EVERY_DOCS_ROUTE}
+        home = await client.get("/")
     assert statuses == dict.fromkeys(EVERY_DOCS_ROUTE, 404)
+    # Nor does any page link to them.
+    assert 'href="/docs"' not in home.text
 
 
 async def test_docs_render_and_authorize_with_no_network_but_this_site(

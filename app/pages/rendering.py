@@ -165,6 +165,8 @@ def render(
     page_context = {
         "current_user": getattr(request.state, "user", None),
         "csrf_token": CsrfToken(request, settings),
+        # The footer links to /docs only where there is one (DOCS_ENABLED).
+        "docs_enabled": settings.docs_enabled,
         "flash": flash,
         "max_upload_mb": round(settings.max_upload_bytes / (1024 * 1024)),
         **(context or {}),
