@@ -159,7 +159,7 @@ async def start_password_reset(
     email = email.strip().lower()
     await end_read_only_transaction(session)
     await limiter.attempt((ratelimits.RESET_EMAIL, email), (ratelimits.RESET_ADDRESS, address))
-    user = (await session.exec(select(User).where(User.email == email))).first()
+    user = await users.find_by_email(session, email)
     if user is None:
         return None
     now = utcnow()

@@ -256,7 +256,8 @@ def _own_post(
         post_id: PostId, session: SessionDep, user: Annotated[User, Depends(get_user)]
     ) -> Post:
         post = await posts.get_post(session, post_id)
-        if post.user_id != user.id and not (or_admin and user.is_admin):
+        allowed = posts.may_delete(post, user) if or_admin else post.user_id == user.id
+        if not allowed:
             raise Forbidden("Only the author can change this post.")
         return post
 

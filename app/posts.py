@@ -89,6 +89,11 @@ async def get_post(session: AsyncSession, post_id: int) -> Post:
     return post
 
 
+def may_delete(post: Post, user: User | None) -> bool:
+    """Its author may delete a post, and so may an admin."""
+    return user is not None and (user.id == post.user_id or user.is_admin)
+
+
 async def newest_post_id(session: AsyncSession) -> int | None:
     """The largest post id, read off the end of the primary key's index."""
     return (await session.exec(select(func.max(Post.id)))).one()

@@ -160,13 +160,19 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
     return user
 
 
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    """The account with this address (stored lower-case), or None."""
+    statement = select(User).where(col(User.email) == email.strip().lower())
+    return (await session.exec(statement)).one_or_none()
+
+
 async def make_admin(session: AsyncSession, email: str) -> User:
     """Let the account with this email delete any post or comment."""
     email = email.strip().lower()
     problem = text_problem(email)
     if problem is not None:
         raise Invalid(problem, field="email")
-    user = (await session.exec(select(User).where(col(User.email) == email))).one_or_none()
+    user = await find_by_email(session, email)
     if user is None:
         raise NotFound(f"No account has the email {email}.")
     user.is_admin = True

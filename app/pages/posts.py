@@ -277,6 +277,7 @@ async def _post_page(
     context = {
         "post": post,
         "liked": liked,
+        "may_delete": posts.may_delete(post, user),
         "comments": page,
         # Which comments this reader may remove: their own, all under their
         # post, any for an admin (the rule is comments.may_remove).
